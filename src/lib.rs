@@ -1,0 +1,4 @@
+//! buildpod: kpack's build-pod containers and a CNB lifecycle, as one library.
+//!
+//! Modules are split by domain; data types are kept apart from I/O so that the logic
+//! can be tested without root or network.
