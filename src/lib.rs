@@ -2,3 +2,5 @@
 //!
 //! Modules are split by domain; data types are kept apart from I/O so that the logic
 //! can be tested without root or network.
+
+pub mod fsutil;
