@@ -1,0 +1,316 @@
+//! Apply a layer (tar, optionally gzip or zstd) to a directory without ever writing outside it.
+//!
+//! Every path is resolved inside the target with cap-std (openat2/RESOLVE_BENEATH semantics):
+//! `..` components, symlinked parents that lead out, and hardlinks to outside paths all fail.
+//! Existing entries are unlinked before being replaced, so a symlink planted by an earlier entry
+//! is never written through.
+
+use std::collections::HashSet;
+use std::io::{self, BufRead, BufReader, Read};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use cap_std::ambient_authority;
+use cap_std::fs::{Dir, OpenOptions, Permissions};
+use cap_std::fs::{OpenOptionsExt as _, PermissionsExt as _};
+use tar::EntryType;
+
+/// What to do with entries named by an absolute path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AbsolutePaths {
+    /// Treat `/a/b` as `a/b` inside the target: image layers written by the CNB lifecycle use
+    /// absolute names.
+    Reroot,
+    /// Refuse the archive (untrusted source archives).
+    Refuse,
+}
+
+#[derive(Clone, Debug)]
+pub struct ExtractOptions {
+    pub absolute: AbsolutePaths,
+    /// Interpret `.wh.` whiteouts and opaque markers (image layers). Off: they are plain files.
+    pub whiteouts: bool,
+    /// Apply uid/gid from the archive (needs root). Off: files belong to the caller.
+    pub same_owner: bool,
+    /// Drop this many leading path components (entries with fewer are skipped).
+    pub strip_components: usize,
+}
+
+impl Default for ExtractOptions {
+    fn default() -> Self {
+        Self {
+            absolute: AbsolutePaths::Reroot,
+            whiteouts: true,
+            same_owner: nix::unistd::geteuid().is_root(),
+            strip_components: 0,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExtractError {
+    #[error("refusing archive entry {entry:?}: {reason}")]
+    Unsafe { entry: String, reason: String },
+    #[error("extract {entry:?} into {}: {source}", target.display())]
+    Io {
+        entry: String,
+        target: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("read archive: {0}")]
+    Read(#[source] io::Error),
+}
+
+/// Counts of what was applied.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ExtractStats {
+    pub entries: u64,
+    pub bytes: u64,
+    pub whiteouts: u64,
+}
+
+/// Apply a possibly compressed layer (sniffed from its first bytes) to `target`.
+pub fn apply_layer(r: impl Read, target: &Path, opts: &ExtractOptions) -> Result<ExtractStats, ExtractError> {
+    let mut br = BufReader::with_capacity(256 * 1024, r);
+    let head = br.fill_buf().map_err(ExtractError::Read)?;
+    if head.starts_with(&[0x1f, 0x8b]) {
+        apply_tar(flate2::bufread::MultiGzDecoder::new(br), target, opts)
+    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        let dec = zstd::stream::read::Decoder::with_buffer(br).map_err(ExtractError::Read)?;
+        apply_tar(dec, target, opts)
+    } else {
+        apply_tar(br, target, opts)
+    }
+}
+
+/// Apply an uncompressed tar stream to `target` (created if missing).
+pub fn apply_tar(r: impl Read, target: &Path, opts: &ExtractOptions) -> Result<ExtractStats, ExtractError> {
+    let io_err = |entry: &str, source| ExtractError::Io {
+        entry: entry.to_string(),
+        target: target.to_path_buf(),
+        source,
+    };
+    std::fs::create_dir_all(target).map_err(|e| io_err("", e))?;
+    let root = Dir::open_ambient_dir(target, ambient_authority()).map_err(|e| io_err("", e))?;
+    let mut archive = tar::Archive::new(r);
+    let mut stats = ExtractStats::default();
+    let mut created: HashSet<PathBuf> = HashSet::new();
+    let mut dir_times: Vec<(PathBuf, u64)> = Vec::new();
+    for entry in archive.entries().map_err(ExtractError::Read)? {
+        let mut entry = entry.map_err(ExtractError::Read)?;
+        let raw = entry.path_bytes().into_owned();
+        let shown = String::from_utf8_lossy(&raw).into_owned();
+        let Some(rel) = clean_path(&raw, opts, &shown)? else { continue };
+        let kind = entry.header().entry_type();
+        let name = rel.file_name().map(|n| n.as_bytes().to_vec()).unwrap_or_default();
+        if opts.whiteouts && name.starts_with(b".wh.") {
+            apply_whiteout(&root, &rel, &name, &created).map_err(|e| io_err(&shown, e))?;
+            stats.whiteouts += 1;
+            continue;
+        }
+        let parent = rel.parent().unwrap_or(Path::new(""));
+        if !parent.as_os_str().is_empty() {
+            root.create_dir_all(parent).map_err(|e| io_err(&shown, e))?;
+        }
+        let h = entry.header();
+        let mode = h.mode().map_err(ExtractError::Read)? & 0o7777;
+        let (uid, gid) = (h.uid().map_err(ExtractError::Read)?, h.gid().map_err(ExtractError::Read)?);
+        let mtime = h.mtime().unwrap_or(0);
+        match kind {
+            EntryType::Directory => {
+                match root.symlink_metadata(&rel) {
+                    Ok(m) if m.is_dir() => {}
+                    Ok(_) => {
+                        root.remove_file(&rel).map_err(|e| io_err(&shown, e))?;
+                        root.create_dir(&rel).map_err(|e| io_err(&shown, e))?;
+                    }
+                    Err(_) => root.create_dir(&rel).map_err(|e| io_err(&shown, e))?,
+                }
+                dir_times.push((rel.clone(), mtime));
+            }
+            EntryType::Regular | EntryType::Continuous => {
+                remove_existing(&root, &rel).map_err(|e| io_err(&shown, e))?;
+                let mut f = root
+                    .open_with(&rel, OpenOptions::new().write(true).create_new(true).mode(0o600))
+                    .map_err(|e| io_err(&shown, e))?;
+                stats.bytes += io::copy(&mut entry, &mut f).map_err(|e| io_err(&shown, e))?;
+            }
+            EntryType::Symlink => {
+                let target = entry
+                    .link_name_bytes()
+                    .ok_or_else(|| unsafe_entry(&shown, "symlink without target"))?
+                    .into_owned();
+                remove_existing(&root, &rel).map_err(|e| io_err(&shown, e))?;
+                // The target is only data; resolution of later paths through it stays sandboxed.
+                root.symlink_contents(std::ffi::OsStr::from_bytes(&target), &rel)
+                    .map_err(|e| io_err(&shown, e))?;
+            }
+            EntryType::Link => {
+                let link = entry
+                    .link_name_bytes()
+                    .ok_or_else(|| unsafe_entry(&shown, "hardlink without target"))?
+                    .into_owned();
+                let link_shown = String::from_utf8_lossy(&link).into_owned();
+                let Some(src) = clean_path(&link, opts, &link_shown)? else {
+                    return Err(unsafe_entry(&shown, "hardlink to a stripped path"));
+                };
+                remove_existing(&root, &rel).map_err(|e| io_err(&shown, e))?;
+                root.hard_link(&src, &root, &rel).map_err(|e| {
+                    if e.kind() == io::ErrorKind::PermissionDenied || e.raw_os_error() == Some(libc::EXDEV) {
+                        unsafe_entry(&shown, &format!("hardlink to {link_shown:?} leads outside the target"))
+                    } else {
+                        io_err(&shown, e)
+                    }
+                })?;
+            }
+            EntryType::Fifo | EntryType::Char | EntryType::Block => {
+                remove_existing(&root, &rel).map_err(|e| io_err(&shown, e))?;
+                if let Err(e) = make_node(&root, &rel, kind, mode, h) {
+                    // Device nodes need privileges a build rarely has; runtimes provide /dev.
+                    tracing::warn!(entry = %shown, error = %e, "skipping special file");
+                    continue;
+                }
+            }
+            EntryType::XGlobalHeader | EntryType::XHeader | EntryType::GNULongName | EntryType::GNULongLink => continue,
+            other => {
+                tracing::warn!(entry = %shown, kind = ?other, "skipping unsupported tar entry type");
+                continue;
+            }
+        }
+        if kind != EntryType::Symlink && kind != EntryType::Link {
+            if opts.same_owner {
+                chown(&root, &rel, uid, gid).map_err(|e| io_err(&shown, e))?;
+            }
+            // After chown, which clears setuid/setgid.
+            root.set_permissions(&rel, Permissions::from_mode(mode))
+                .map_err(|e| io_err(&shown, e))?;
+            if kind != EntryType::Directory {
+                set_mtime(&root, &rel, mtime).map_err(|e| io_err(&shown, e))?;
+            }
+        } else if opts.same_owner && kind == EntryType::Symlink {
+            chown(&root, &rel, uid, gid).map_err(|e| io_err(&shown, e))?;
+        }
+        created.insert(rel);
+        stats.entries += 1;
+    }
+    // Directory mtimes last: creating children changes them.
+    for (rel, mtime) in dir_times.iter().rev() {
+        let _ = set_mtime(&root, rel, *mtime);
+    }
+    Ok(stats)
+}
+
+fn unsafe_entry(entry: &str, reason: &str) -> ExtractError {
+    ExtractError::Unsafe {
+        entry: entry.to_string(),
+        reason: reason.to_string(),
+    }
+}
+
+/// Normalise an archive path to a relative path with no `.`/`..`; `None` if it is the root or
+/// was stripped away.
+fn clean_path(raw: &[u8], opts: &ExtractOptions, shown: &str) -> Result<Option<PathBuf>, ExtractError> {
+    if raw.starts_with(b"/") && opts.absolute == AbsolutePaths::Refuse {
+        return Err(unsafe_entry(shown, "absolute path"));
+    }
+    let mut parts: Vec<&[u8]> = Vec::new();
+    for c in raw.split(|b| *b == b'/') {
+        match c {
+            b"" | b"." => {}
+            b".." => return Err(unsafe_entry(shown, "path contains '..'")),
+            c if c.contains(&0) => return Err(unsafe_entry(shown, "path contains NUL")),
+            c => parts.push(c),
+        }
+    }
+    if parts.len() <= opts.strip_components {
+        return Ok(None);
+    }
+    let mut p = PathBuf::new();
+    for c in &parts[opts.strip_components..] {
+        p.push(std::ffi::OsStr::from_bytes(c));
+    }
+    Ok(Some(p))
+}
+
+fn remove_existing(root: &Dir, rel: &Path) -> io::Result<()> {
+    match root.symlink_metadata(rel) {
+        Ok(m) if m.is_dir() => root.remove_dir_all(rel),
+        Ok(_) => root.remove_file(rel),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+fn apply_whiteout(root: &Dir, rel: &Path, name: &[u8], created: &HashSet<PathBuf>) -> io::Result<()> {
+    let parent = rel.parent().unwrap_or(Path::new(""));
+    if name == b".wh..wh..opq" {
+        // Opaque: hide everything from lower layers in `parent`, keep what this layer added.
+        let dir = if parent.as_os_str().is_empty() {
+            root.try_clone()?
+        } else {
+            match cap_fs_ext::DirExt::open_dir_nofollow(root, parent) {
+                Ok(d) => d,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+                Err(e) => return Err(e),
+            }
+        };
+        for child in dir.entries()? {
+            let child = child?;
+            let path = parent.join(child.file_name());
+            if created.contains(&path) {
+                continue;
+            }
+            remove_existing(root, &path)?;
+        }
+        return Ok(());
+    }
+    let victim = parent.join(std::ffi::OsStr::from_bytes(&name[4..]));
+    if created.contains(&victim) {
+        return Ok(());
+    }
+    remove_existing(root, &victim)
+}
+
+fn chown(root: &Dir, rel: &Path, uid: u64, gid: u64) -> io::Result<()> {
+    let to_id = |v: u64| u32::try_from(v).map_err(|_| io::Error::other(format!("id {v} out of range")));
+    rustix::fs::chownat(
+        root,
+        rel,
+        Some(rustix::fs::Uid::from_raw(to_id(uid)?)),
+        Some(rustix::fs::Gid::from_raw(to_id(gid)?)),
+        rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+    )
+    .map_err(io::Error::from)
+}
+
+fn set_mtime(root: &Dir, rel: &Path, mtime: u64) -> io::Result<()> {
+    let t = rustix::fs::Timespec {
+        tv_sec: i64::try_from(mtime).unwrap_or(0),
+        tv_nsec: 0,
+    };
+    let ts = rustix::fs::Timestamps {
+        last_access: t,
+        last_modification: t,
+    };
+    rustix::fs::utimensat(root, rel, &ts, rustix::fs::AtFlags::SYMLINK_NOFOLLOW).map_err(io::Error::from)
+}
+
+fn make_node(root: &Dir, rel: &Path, kind: EntryType, mode: u32, h: &tar::Header) -> io::Result<()> {
+    use rustix::fs::FileType;
+    let (ft, dev) = match kind {
+        EntryType::Fifo => (FileType::Fifo, 0),
+        other => {
+            let major = h.device_major()?.unwrap_or(0);
+            let minor = h.device_minor()?.unwrap_or(0);
+            let ft = if other == EntryType::Char { FileType::CharacterDevice } else { FileType::BlockDevice };
+            (ft, rustix::fs::makedev(major, minor))
+        }
+    };
+    rustix::fs::mknodat(root, rel, ft, rustix::fs::Mode::from_raw_mode(mode), dev).map_err(io::Error::from)
+}
+
+/// Read the whole stream to check it is a readable archive, without extracting it.
+pub fn drain(mut r: impl BufRead) -> io::Result<u64> {
+    io::copy(&mut r, &mut io::sink())
+}
