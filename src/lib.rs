@@ -4,6 +4,7 @@
 //! can be tested without root or network.
 
 pub mod digest;
+pub mod cli;
 pub mod fsutil;
 pub mod layer;
 pub mod registry;

@@ -4,8 +4,11 @@
 //! everything we write is serialised canonically (sorted keys) so the same content always gets
 //! the same digest.
 
+pub mod assemble;
 pub mod config;
+pub mod copy;
 pub mod layout;
+pub mod location;
 pub mod manifest;
 pub mod store;
 

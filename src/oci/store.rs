@@ -67,7 +67,7 @@ impl From<crate::registry::RegistryError> for Error {
 
 /// Produces a blob's bytes into a writer. Must produce the same bytes every time: stores call it
 /// again to retry a failed upload instead of buffering the blob.
-pub type Producer<'a> = dyn Fn(&mut dyn Write) -> io::Result<()> + Sync + 'a;
+pub type Producer<'a> = dyn Fn(&mut (dyn Write + Send)) -> io::Result<()> + Sync + 'a;
 
 /// Opens a blob's bytes for reading, again on each retry.
 pub type Opener<'a> = dyn Fn() -> Result<Box<dyn Read + Send + 'a>, Error> + Sync + 'a;
