@@ -19,6 +19,34 @@ pub enum DescriptorError {
     UnsupportedApi { path: PathBuf, api: String },
 }
 
+/// Looking a buildpack up by id and version in the buildpacks dir.
+#[derive(Debug, thiserror::Error)]
+pub enum LookupError {
+    #[error("buildpack {id}@{version} not found: {} does not exist", path.display())]
+    NotFound {
+        id: String,
+        version: String,
+        path: PathBuf,
+    },
+    #[error(transparent)]
+    Descriptor(#[from] DescriptorError),
+}
+
+impl LookupError {
+    /// An unsupported Buildpack API has its own exit code.
+    pub fn is_unsupported_api(&self) -> bool {
+        matches!(
+            self,
+            LookupError::Descriptor(DescriptorError::UnsupportedApi { .. })
+        )
+    }
+}
+
+/// `<buildpacks>/<id with / as _>/<version>`, as builder images lay buildpacks out.
+pub fn escape_id(id: &str) -> String {
+    id.replace('/', "_")
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct BuildpackDescriptor {
     /// The directory holding `buildpack.toml` (`CNB_BUILDPACK_DIR`).

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use super::buildpack_toml::BuildpackDescriptor;
+use super::buildpack_toml::{BuildpackDescriptor, LookupError};
 use super::exitcode::{DETECT_FAIL, DETECT_PASS};
 use super::order::{GroupEntry, OrderEntry};
 use super::plan::{Contribution, Plan, PlanEntry, PlanSection, Provider, Require};
@@ -13,7 +13,7 @@ use super::target::{any_satisfied, RunTarget};
 
 /// Finds `<buildpacks>/<id>/<version>`; an error aborts detection (exit 22).
 pub trait BuildpackStore {
-    fn lookup(&mut self, id: &str, version: &str) -> Result<Arc<BuildpackDescriptor>, String>;
+    fn lookup(&mut self, id: &str, version: &str) -> Result<Arc<BuildpackDescriptor>, LookupError>;
 }
 
 /// Runs `bin/detect` for each buildpack (concurrently if it likes), results in input order.
@@ -56,13 +56,13 @@ pub struct Detected {
     pub considered: usize,
 }
 
-#[derive(Debug, thiserror::Error, PartialEq)]
+#[derive(Debug, thiserror::Error)]
 pub enum DetectError {
     /// No group passed; `errored` if a buildpack errored (exit 21, else 20).
     #[error("no buildpack groups passed detection")]
     NoGroupPassed { errored: bool },
-    #[error("{0}")]
-    Lookup(String),
+    #[error(transparent)]
+    Lookup(LookupError),
 }
 
 enum Outcome {

@@ -3,14 +3,27 @@
 //! file formats) is kept apart from the edges (processes, filesystem, privileges).
 
 pub mod api;
+pub mod builder;
 pub mod buildpack_toml;
+pub mod cli;
 pub mod detect;
+pub mod detector;
+pub mod dispatch;
+pub mod env;
+pub mod exec;
 pub mod exitcode;
+pub mod launch;
+pub mod log;
 pub mod order;
+pub mod output;
 pub mod plan;
+pub mod processes;
+pub mod sbom;
+pub mod store;
 pub mod target;
 pub mod tomlr;
 pub mod tomlw;
+pub mod user;
 
 #[cfg(test)]
 mod detect_tests;
