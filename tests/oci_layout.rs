@@ -1,9 +1,9 @@
 //! OCI layouts we write are read by skopeo and umoci, reproduce the source tree, and are
 //! deterministic.
 
-mod support;
 #[path = "common_image.rs"]
 mod common;
+mod support;
 
 use buildpod::layer::Compression;
 use buildpod::oci::layout::Layout;
@@ -23,14 +23,21 @@ fn layout_passes_skopeo_and_umoci_and_unpacks_to_the_source_tree() {
 
     let image = format!("oci:{}:app", layout_dir.display());
     let raw = tools::skopeo_inspect_raw(&image, &[]);
-    assert_eq!(raw["mediaType"], "application/vnd.oci.image.manifest.v1+json");
-    assert_eq!(raw["layers"][0]["mediaType"], "application/vnd.oci.image.layer.v1.tar+gzip");
+    assert_eq!(
+        raw["mediaType"],
+        "application/vnd.oci.image.manifest.v1+json"
+    );
+    assert_eq!(
+        raw["layers"][0]["mediaType"],
+        "application/vnd.oci.image.layer.v1.tar+gzip"
+    );
     let cfg = tools::skopeo_inspect_config(&image, &[]);
     assert_eq!(cfg["config"]["Labels"]["org.example.name"], "app");
     assert_eq!(cfg["config"]["Entrypoint"][0], "/bin/sh");
     assert_eq!(cfg["architecture"], "amd64");
     // skopeo's digest of the manifest is ours.
-    let inspect: serde_json::Value = serde_json::from_str(&tools::skopeo(&["inspect", &image])).unwrap();
+    let inspect: serde_json::Value =
+        serde_json::from_str(&tools::skopeo(&["inspect", &image])).unwrap();
     assert_eq!(inspect["Digest"], m.digest.to_string());
 
     let bundle = tmp.path().join("bundle");
@@ -49,16 +56,26 @@ fn zstd_layout_is_read_by_skopeo_and_by_us() {
     common::dir_image(&layout, &src, Compression::Zstd, "amd64", "z");
     let image = format!("oci:{}:z", layout_dir.display());
     let raw = tools::skopeo_inspect_raw(&image, &[]);
-    assert_eq!(raw["layers"][0]["mediaType"], "application/vnd.oci.image.layer.v1.tar+zstd");
+    assert_eq!(
+        raw["layers"][0]["mediaType"],
+        "application/vnd.oci.image.layer.v1.tar+zstd"
+    );
     // skopeo can copy it (it verifies every blob digest on the way).
     let copy_dir = tmp.path().join("copy");
     tools::skopeo(&["copy", &image, &format!("oci:{}:z", copy_dir.display())]);
 
     // And our reader applies it back to the same tree.
-    let Manifest::Image(im) = layout.get_manifest("z").unwrap().parse().unwrap() else { panic!("index") };
+    let Manifest::Image(im) = layout.get_manifest("z").unwrap().parse().unwrap() else {
+        panic!("index")
+    };
     let d = buildpod::oci::manifest::descriptor_digest(&im.layers()[0]).unwrap();
     let out = tmp.path().join("out");
-    buildpod::layer::apply_layer(layout.open_blob(&d, None).unwrap(), &out, &Default::default()).unwrap();
+    buildpod::layer::apply_layer(
+        layout.open_blob(&d, None).unwrap(),
+        &out,
+        &Default::default(),
+    )
+    .unwrap();
     tree::snapshot(&src).assert_same(&tree::snapshot(&out));
 }
 
@@ -88,13 +105,18 @@ fn corrupted_blob_is_detected_on_read() {
     std::fs::write(src.join("f"), "hello").unwrap();
     let layout = Layout::create(&tmp.path().join("l")).unwrap();
     let m = common::dir_image(&layout, &src, Compression::Gzip, "amd64", "t");
-    let Manifest::Image(im) = m.parse().unwrap() else { panic!() };
+    let Manifest::Image(im) = m.parse().unwrap() else {
+        panic!()
+    };
     let cfg_d = buildpod::oci::manifest::descriptor_digest(im.config()).unwrap();
     let p = layout.blob_path(&cfg_d);
     let mut bytes = std::fs::read(&p).unwrap();
     bytes[5] ^= 1;
     std::fs::write(&p, bytes).unwrap();
     let err = layout.read_blob(&cfg_d, None).unwrap_err().to_string();
-    assert!(err.contains("digest mismatch") && err.contains(&cfg_d.to_string()), "{err}");
+    assert!(
+        err.contains("digest mismatch") && err.contains(&cfg_d.to_string()),
+        "{err}"
+    );
     let _ = ImageConfig::new("linux", "amd64");
 }

@@ -1,9 +1,9 @@
 //! The registry client against a real docker-registry: round trips with skopeo, auth, TLS,
 //! blob dedup and mounts, retries and fault handling.
 
-mod support;
 #[path = "common_image.rs"]
 mod common;
+mod support;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -40,7 +40,15 @@ fn sample_layout(tmp: &std::path::Path) -> (Layout, std::path::PathBuf) {
 }
 
 fn push(layout: &Layout, repo: &Repo, tag: &str) -> buildpod::oci::RawManifest {
-    copy_image(layout, "app", repo, &[tag.to_string()], &CopyOptions::default()).unwrap().0
+    copy_image(
+        layout,
+        "app",
+        repo,
+        &[tag.to_string()],
+        &CopyOptions::default(),
+    )
+    .unwrap()
+    .0
 }
 
 #[test]
@@ -63,7 +71,9 @@ fn pushed_image_is_copied_back_by_skopeo_byte_identically() {
     let back = Layout::open(&back).unwrap();
     let bm = back.get_manifest("v1").unwrap();
     assert_eq!(bm.bytes, m.bytes, "manifest bytes differ");
-    let Manifest::Image(im) = bm.parse().unwrap() else { panic!() };
+    let Manifest::Image(im) = bm.parse().unwrap() else {
+        panic!()
+    };
     for d in std::iter::once(im.config()).chain(im.layers().iter()) {
         let d = buildpod::oci::manifest::descriptor_digest(d).unwrap();
         assert_eq!(
@@ -108,7 +118,9 @@ fn images_pushed_by_skopeo_are_read_oci_v2s2_and_index() {
         .build()
         .unwrap();
     let raw_idx = buildpod::oci::RawManifest::index(&idx).unwrap();
-    layout.put_manifest(&raw_idx, &["multi".to_string()]).unwrap();
+    layout
+        .put_manifest(&raw_idx, &["multi".to_string()])
+        .unwrap();
 
     let host = reg.host();
     let push = |tag: &str, to: &str, extra: &[&str]| {
@@ -131,15 +143,28 @@ fn images_pushed_by_skopeo_are_read_oci_v2s2_and_index() {
         if let Manifest::Index(idx) = m.parse().unwrap() {
             let p = PlatformSpec::parse(platform.unwrap()).unwrap();
             let d = buildpod::oci::manifest::select_platform(&idx, &p).unwrap();
-            m = r.get_manifest(&d.digest().to_string()).unwrap();
+            m = r.get_manifest(d.digest().as_ref()).unwrap();
         }
-        let Manifest::Image(im) = m.parse().unwrap() else { panic!() };
+        let Manifest::Image(im) = m.parse().unwrap() else {
+            panic!()
+        };
         let cd = buildpod::oci::manifest::descriptor_digest(im.config()).unwrap();
-        let cfg = ImageConfig::from_json(&r.read_blob(&cd, Some(im.config().size())).unwrap(), "config").unwrap();
-        let out = tmp.path().join(format!("out-{}-{}", repo.replace('/', "_"), platform.unwrap_or("")).replace('/', "_"));
+        let cfg = ImageConfig::from_json(
+            &r.read_blob(&cd, Some(im.config().size())).unwrap(),
+            "config",
+        )
+        .unwrap();
+        let out = tmp.path().join(
+            format!("out-{}-{}", repo.replace('/', "_"), platform.unwrap_or("")).replace('/', "_"),
+        );
         for l in im.layers() {
             let ld = buildpod::oci::manifest::descriptor_digest(l).unwrap();
-            buildpod::layer::apply_layer(r.open_blob(&ld, Some(l.size())).unwrap(), &out, &Default::default()).unwrap();
+            buildpod::layer::apply_layer(
+                r.open_blob(&ld, Some(l.size())).unwrap(),
+                &out,
+                &Default::default(),
+            )
+            .unwrap();
         }
         (m.media_type.clone(), cfg, out)
     };
@@ -155,7 +180,10 @@ fn images_pushed_by_skopeo_are_read_oci_v2s2_and_index() {
 
     let (_, cfg, out) = read("sk/multi", "1", Some("linux/arm64"));
     assert_eq!(cfg.architecture(), "arm64");
-    assert_eq!(std::fs::read_to_string(out.join("arch")).unwrap(), "arm64\n");
+    assert_eq!(
+        std::fs::read_to_string(out.join("arch")).unwrap(),
+        "arm64\n"
+    );
     let (_, cfg, _) = read("sk/multi", "1", Some("linux/amd64"));
     assert_eq!(cfg.architecture(), "amd64");
 }
@@ -196,12 +224,21 @@ fn htpasswd_auth_from_keychain_and_docker_config_and_wrong_password() {
     // A wrong password names the registry and the status; the secret is not printed.
     let mut kc = Keychain::empty();
     kc.insert(&host, AuthEntry::basic("builder", "wrong-password"));
-    let err = Repo::new(client(kc), &host, "auth/app").get_manifest("v1").unwrap_err().to_string();
+    let err = Repo::new(client(kc), &host, "auth/app")
+        .get_manifest("v1")
+        .unwrap_err()
+        .to_string();
     assert!(err.contains(&host) && err.contains("401"), "{err}");
     assert!(!err.contains("wrong-password"), "{err}");
     // Anonymous access is refused with the same clarity.
-    let err = Repo::new(client(Keychain::empty()), &host, "auth/app").get_manifest("v1").unwrap_err().to_string();
-    assert!(err.contains(&host) && err.contains("401") && err.contains("no credentials"), "{err}");
+    let err = Repo::new(client(Keychain::empty()), &host, "auth/app")
+        .get_manifest("v1")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(&host) && err.contains("401") && err.contains("no credentials"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -210,16 +247,30 @@ fn tls_registry_with_custom_ca_and_untrusted_certificate() {
     let host = reg.host();
     let tmp = tempfile::tempdir().unwrap();
     let (layout, _) = sample_layout(tmp.path());
-    let trusted = client_with(ClientOptions { ca_files: vec![reg.ca_cert().unwrap()], ..Default::default() });
+    let trusted = client_with(ClientOptions {
+        ca_files: vec![reg.ca_cert().unwrap()],
+        ..Default::default()
+    });
     let repo = Repo::new(trusted.clone(), &host, "tls/app");
     let m = push(&layout, &repo, "v1");
     assert!(trusted.base_url(&host).unwrap().starts_with("https://"));
     assert_eq!(repo.get_manifest("v1").unwrap().digest, m.digest);
-    tools::skopeo(&["inspect", "--cert-dir", reg.cert_dir().unwrap().to_str().unwrap(), &format!("docker://{host}/tls/app:v1")]);
+    tools::skopeo(&[
+        "inspect",
+        "--cert-dir",
+        reg.cert_dir().unwrap().to_str().unwrap(),
+        &format!("docker://{host}/tls/app:v1"),
+    ]);
 
     let untrusted = client(Keychain::empty());
-    let err = Repo::new(untrusted, &host, "tls/app").get_manifest("v1").unwrap_err().to_string();
-    assert!(err.contains(&host) && err.contains("certificate not trusted"), "{err}");
+    let err = Repo::new(untrusted, &host, "tls/app")
+        .get_manifest("v1")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(&host) && err.contains("certificate not trusted"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -232,11 +283,20 @@ fn existing_blobs_are_not_uploaded_again_and_other_repo_blobs_are_mounted() {
     let c = client(Keychain::empty());
 
     push(&layout, &Repo::new(c.clone(), &host, "dedup/a"), "v1");
-    assert_eq!(proxy.count("PUT", "/blobs/uploads/"), 2, "config + layer uploaded once");
+    assert_eq!(
+        proxy.count("PUT", "/blobs/uploads/"),
+        2,
+        "config + layer uploaded once"
+    );
 
     proxy.clear();
     push(&layout, &Repo::new(c.clone(), &host, "dedup/a"), "v2");
-    assert_eq!(proxy.count("PUT", "/blobs/uploads/"), 0, "{:?}", proxy.requests());
+    assert_eq!(
+        proxy.count("PUT", "/blobs/uploads/"),
+        0,
+        "{:?}",
+        proxy.requests()
+    );
     assert_eq!(proxy.count("POST", "/blobs/uploads/"), 0);
     assert_eq!(proxy.count("HEAD", "/blobs/sha256:"), 2);
 
@@ -244,9 +304,21 @@ fn existing_blobs_are_not_uploaded_again_and_other_repo_blobs_are_mounted() {
     proxy.clear();
     let src = Repo::new(c.clone(), &host, "dedup/a");
     let dst = Repo::new(c, &host, "dedup/b");
-    let (_, stats) = copy_image(&src, "v1", &dst, &["v1".to_string()], &CopyOptions::default()).unwrap();
+    let (_, stats) = copy_image(
+        &src,
+        "v1",
+        &dst,
+        &["v1".to_string()],
+        &CopyOptions::default(),
+    )
+    .unwrap();
     assert_eq!(stats.mounted, 2, "{stats:?}");
-    assert_eq!(proxy.count("POST", "mount=sha256:"), 2, "{:?}", proxy.requests());
+    assert_eq!(
+        proxy.count("POST", "mount=sha256:"),
+        2,
+        "{:?}",
+        proxy.requests()
+    );
     assert_eq!(proxy.count("PUT", "/blobs/uploads/"), 0);
     assert_eq!(proxy.count("GET", "/blobs/"), 0, "no blob was downloaded");
     assert!(dst.get_manifest("v1").is_ok());
@@ -258,9 +330,24 @@ fn one_off_503_and_dropped_upload_are_retried() {
     let proxy = Proxy::start(
         reg.addr(),
         vec![
-            Fault::Status { method: "POST", path_contains: "/blobs/uploads/", status: 503, times: 1 },
-            Fault::DropRequestBody { method: "PUT", path_contains: "/blobs/uploads/", after_bytes: 4096, times: 1 },
-            Fault::Status { method: "PUT", path_contains: "/manifests/", status: 503, times: 1 },
+            Fault::Status {
+                method: "POST",
+                path_contains: "/blobs/uploads/",
+                status: 503,
+                times: 1,
+            },
+            Fault::DropRequestBody {
+                method: "PUT",
+                path_contains: "/blobs/uploads/",
+                after_bytes: 4096,
+                times: 1,
+            },
+            Fault::Status {
+                method: "PUT",
+                path_contains: "/manifests/",
+                status: 503,
+                times: 1,
+            },
         ],
     );
     let tmp = tempfile::tempdir().unwrap();
@@ -277,14 +364,24 @@ fn streamed_upload_survives_a_dropped_connection() {
     let reg = Registry::plain();
     let proxy = Proxy::start(
         reg.addr(),
-        vec![Fault::DropRequestBody { method: "PATCH", path_contains: "/blobs/uploads/", after_bytes: 100_000, times: 1 }],
+        vec![Fault::DropRequestBody {
+            method: "PATCH",
+            path_contains: "/blobs/uploads/",
+            after_bytes: 100_000,
+            times: 1,
+        }],
     );
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("src");
     tree::make_sample_tree(&src);
     let repo = Repo::new(client(Keychain::empty()), &proxy.host(), "stream/app");
     let m = common::dir_image(&repo, &src, Compression::Gzip, "amd64", "v1");
-    assert_eq!(proxy.count("PATCH", "/blobs/uploads/"), 2, "{:?}", proxy.requests());
+    assert_eq!(
+        proxy.count("PATCH", "/blobs/uploads/"),
+        2,
+        "{:?}",
+        proxy.requests()
+    );
     // The result is byte-identical to the same image written to a layout.
     let layout = Layout::create(&tmp.path().join("l")).unwrap();
     let lm = common::dir_image(&layout, &src, Compression::Gzip, "amd64", "v1");
@@ -297,15 +394,29 @@ fn persistent_failure_is_a_clear_error_and_no_manifest_is_written() {
     let reg = Registry::plain();
     let proxy = Proxy::start(
         reg.addr(),
-        vec![Fault::Status { method: "PUT", path_contains: "/blobs/uploads/", status: 503, times: 100 }],
+        vec![Fault::Status {
+            method: "PUT",
+            path_contains: "/blobs/uploads/",
+            status: 503,
+            times: 100,
+        }],
     );
     let tmp = tempfile::tempdir().unwrap();
     let (layout, _) = sample_layout(tmp.path());
     let repo = Repo::new(client(Keychain::empty()), &proxy.host(), "fail/app");
-    let err = copy_image(&layout, "app", &repo, &["v1".to_string()], &CopyOptions::default())
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("503") && err.contains("attempts") && err.contains(&proxy.host()), "{err}");
+    let err = copy_image(
+        &layout,
+        "app",
+        &repo,
+        &["v1".to_string()],
+        &CopyOptions::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("503") && err.contains("attempts") && err.contains(&proxy.host()),
+        "{err}"
+    );
     assert_eq!(proxy.count("PUT", "/manifests/"), 0);
     let direct = Repo::new(client(Keychain::empty()), &reg.host(), "fail/app");
     assert!(direct.get_manifest("v1").unwrap_err().is_not_found());
@@ -324,10 +435,31 @@ fn bounded_parallel_transfer_copies_many_layers() {
         layers.push(common::dir_layer(&layout, &d, Compression::Gzip, 1));
     }
     let mut cfg = ImageConfig::new("linux", "amd64");
-    buildpod::oci::assemble::write_image(&layout, &mut cfg, &layers, buildpod::oci::media::OCI_MANIFEST, &["many".into()]).unwrap();
+    buildpod::oci::assemble::write_image(
+        &layout,
+        &mut cfg,
+        &layers,
+        buildpod::oci::media::OCI_MANIFEST,
+        &["many".into()],
+    )
+    .unwrap();
     let repo = Repo::new(client(Keychain::empty()), &reg.host(), "many/app");
-    let (_, stats) = copy_image(&layout, "many", &repo, &["v1".into()], &CopyOptions { parallel: 3, platform: None }).unwrap();
+    let (_, stats) = copy_image(
+        &layout,
+        "many",
+        &repo,
+        &["v1".into()],
+        &CopyOptions {
+            parallel: 3,
+            platform: None,
+        },
+    )
+    .unwrap();
     assert_eq!(stats.uploaded, 13);
-    let got: HashMap<_, _> = repo.get_manifest("v1").map(|m| (m.digest.clone(), m)).into_iter().collect();
+    let got: HashMap<_, _> = repo
+        .get_manifest("v1")
+        .map(|m| (m.digest.clone(), m))
+        .into_iter()
+        .collect();
     assert_eq!(got.len(), 1);
 }

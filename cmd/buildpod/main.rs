@@ -6,9 +6,16 @@ use clap::Parser;
 fn main() {
     let argv0 = std::env::args_os()
         .next()
-        .and_then(|a| std::path::Path::new(&a).file_name().map(|n| n.to_string_lossy().into_owned()))
+        .and_then(|a| {
+            std::path::Path::new(&a)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+        })
         .unwrap_or_default();
-    if matches!(argv0.as_str(), "build-init" | "prepare" | "completion" | "rebase" | "build-waiter") {
+    if matches!(
+        argv0.as_str(),
+        "build-init" | "prepare" | "completion" | "rebase" | "build-waiter"
+    ) {
         eprintln!("ERROR: {argv0}: not supported yet (kpack build-pod steps arrive with the build-pod issue)");
         std::process::exit(1);
     }

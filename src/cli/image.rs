@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use clap::{Args, Subcommand};
 
-use crate::layer::{write_layer, Compression, CompressOptions, TarOptions, TarWriter};
+use crate::layer::{write_layer, CompressOptions, Compression, TarOptions, TarWriter};
 use crate::oci::copy::{copy_image, CopyOptions};
 use crate::oci::location::Location;
 use crate::oci::{Manifest, PlatformSpec};
@@ -95,7 +95,12 @@ pub enum LayerCommand {
 
 pub fn run_image(c: ImageCommand) -> Result<()> {
     match c {
-        ImageCommand::Copy { src, dst, platform, registry } => {
+        ImageCommand::Copy {
+            src,
+            dst,
+            platform,
+            registry,
+        } => {
             let client = registry.client()?;
             let (src_store, src_ref) = Location::parse(&src)?.open(&client)?;
             let (dst_store, tags) = Location::parse(&dst)?.create(&client)?;
@@ -114,20 +119,27 @@ pub fn run_image(c: ImageCommand) -> Result<()> {
             println!("{}", m.digest);
             Ok(())
         }
-        ImageCommand::Inspect { image, config, platform, registry } => {
+        ImageCommand::Inspect {
+            image,
+            config,
+            platform,
+            registry,
+        } => {
             let client = registry.client()?;
             let (store, reference) = Location::parse(&image)?.open(&client)?;
             let mut m = store.get_manifest(&reference)?;
             if let (Manifest::Index(idx), Some(p)) = (m.parse()?, platform.as_deref()) {
                 let d = crate::oci::manifest::select_platform(&idx, &PlatformSpec::parse(p)?)?;
-                m = store.get_manifest(&d.digest().to_string())?;
+                m = store.get_manifest(d.digest().as_ref())?;
             }
             let out = match (config, m.parse()?) {
                 (true, Manifest::Image(im)) => {
                     let d = crate::oci::manifest::descriptor_digest(im.config())?;
                     store.read_blob(&d, Some(im.config().size()))?
                 }
-                (true, Manifest::Index(_)) => return Err("image is an index: pass --platform os/arch".into()),
+                (true, Manifest::Index(_)) => {
+                    return Err("image is an index: pass --platform os/arch".into())
+                }
                 (false, _) => m.bytes,
             };
             let v: serde_json::Value = serde_json::from_slice(&out)?;
@@ -139,15 +151,30 @@ pub fn run_image(c: ImageCommand) -> Result<()> {
 
 pub fn run_layer(c: LayerCommand) -> Result<()> {
     match c {
-        LayerCommand::Create { dir, output, compression, level, name, uid, gid } => {
+        LayerCommand::Create {
+            dir,
+            output,
+            compression,
+            level,
+            name,
+            uid,
+            gid,
+        } => {
             let mut opts = CompressOptions::new(compression);
             opts.level = level;
-            let tar = TarOptions { uid, gid, ..Default::default() };
+            let tar = TarOptions {
+                uid,
+                gid,
+                ..Default::default()
+            };
             let fill = |w: &mut dyn Write| -> std::io::Result<()> {
                 let mut t = TarWriter::new(w, tar.clone());
                 if name.is_empty() {
                     for entry in sorted_children(&dir)? {
-                        let child = entry.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                        let child = entry
+                            .file_name()
+                            .map(|n| n.to_string_lossy().into_owned())
+                            .unwrap_or_default();
                         t.append_tree(&entry, &child)?;
                     }
                 } else {
@@ -159,7 +186,8 @@ pub fn run_layer(c: LayerCommand) -> Result<()> {
             };
             let info = match &output {
                 Some(p) => {
-                    let mut f = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(p)?);
+                    let mut f =
+                        std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(p)?);
                     let info = write_layer(&opts, &mut f, fill)?;
                     f.flush()?;
                     info
@@ -171,14 +199,19 @@ pub fn run_layer(c: LayerCommand) -> Result<()> {
                     info
                 }
             };
-            eprintln!("diffID {}\ndigest {}\nsize {}", info.diff_id, info.digest, info.size);
+            eprintln!(
+                "diffID {}\ndigest {}\nsize {}",
+                info.diff_id, info.digest, info.size
+            );
             Ok(())
         }
     }
 }
 
 fn sorted_children(dir: &std::path::Path) -> std::io::Result<Vec<PathBuf>> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)?.map(|e| e.map(|e| e.path())).collect::<std::io::Result<_>>()?;
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<std::io::Result<_>>()?;
     v.sort();
     Ok(v)
 }

@@ -5,7 +5,11 @@ pub mod image;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser, Debug)]
-#[command(name = "buildpod", version, about = "Build OCI images with Cloud Native Buildpacks, kpack-style")]
+#[command(
+    name = "buildpod",
+    version,
+    about = "Build OCI images with Cloud Native Buildpacks, kpack-style"
+)]
 pub struct Cli {
     /// Log level: error, warn, info, debug, trace.
     #[arg(long, global = true, default_value = "info")]
@@ -26,7 +30,9 @@ pub enum Command {
 
 /// Set up logging on stderr at `level`.
 pub fn init_logging(level: &str) {
-    let level = level.parse::<tracing::Level>().unwrap_or(tracing::Level::INFO);
+    let level = level
+        .parse::<tracing::Level>()
+        .unwrap_or(tracing::Level::INFO);
     let _ = tracing_subscriber::fmt()
         .with_max_level(level)
         .with_writer(std::io::stderr)

@@ -104,7 +104,11 @@ where
 type Job = (u64, Vec<u8>, Vec<u8>, bool);
 type Done = (u64, io::Result<Vec<u8>>);
 
-fn gzip_parallel<F>(opts: &CompressOptions, sink: &mut (dyn Write + Send), fill: F) -> io::Result<LayerInfo>
+fn gzip_parallel<F>(
+    opts: &CompressOptions,
+    sink: &mut (dyn Write + Send),
+    fill: F,
+) -> io::Result<LayerInfo>
 where
     F: FnOnce(&mut dyn Write) -> io::Result<()>,
 {
@@ -224,7 +228,9 @@ fn deflate_worker(rx: &Mutex<Receiver<Job>>, tx: &SyncSender<Done>, level: flate
             Ok(r) => r.recv(),
             Err(_) => return,
         };
-        let Ok((idx, block, dict, last)) = job else { return };
+        let Ok((idx, block, dict, last)) = job else {
+            return;
+        };
         let out = deflate_block(&block, &dict, last, level);
         if tx.send((idx, out)).is_err() {
             return;
@@ -233,25 +239,40 @@ fn deflate_worker(rx: &Mutex<Receiver<Job>>, tx: &SyncSender<Done>, level: flate
 }
 
 /// Raw deflate of one block; ends on a byte boundary (sync flush) unless it is the last.
-fn deflate_block(block: &[u8], dict: &[u8], last: bool, level: flate2::Compression) -> io::Result<Vec<u8>> {
+fn deflate_block(
+    block: &[u8],
+    dict: &[u8],
+    last: bool,
+    level: flate2::Compression,
+) -> io::Result<Vec<u8>> {
     let mut c = Compress::new(level, false);
     if !dict.is_empty() {
         c.set_dictionary(dict).map_err(io::Error::other)?;
     }
     let mut out = Vec::with_capacity(block.len() / 2 + 64);
-    let flush = if last { FlushCompress::Finish } else { FlushCompress::Sync };
+    let flush = if last {
+        FlushCompress::Finish
+    } else {
+        FlushCompress::Sync
+    };
     let mut input = block;
     loop {
         if out.capacity() - out.len() < 64 {
             out.reserve(out.capacity().max(4096));
         }
         let before = c.total_in();
-        let status = c.compress_vec(input, &mut out, flush).map_err(io::Error::other)?;
+        let status = c
+            .compress_vec(input, &mut out, flush)
+            .map_err(io::Error::other)?;
         input = &input[(c.total_in() - before) as usize..];
         match status {
             Status::StreamEnd => break,
             // Done when all input is consumed and the flush left spare output room.
-            Status::Ok | Status::BufError if !last && input.is_empty() && out.len() < out.capacity() => break,
+            Status::Ok | Status::BufError
+                if !last && input.is_empty() && out.len() < out.capacity() =>
+            {
+                break
+            }
             _ => {}
         }
     }
@@ -288,12 +309,18 @@ mod tests {
     use std::io::Read;
 
     fn sample(n: usize) -> Vec<u8> {
-        (0..n).map(|i| ((i * 7919) % 251) as u8 ^ (i / 1000) as u8).collect()
+        (0..n)
+            .map(|i| ((i * 7919) % 251) as u8 ^ (i / 1000) as u8)
+            .collect()
     }
 
     fn run(c: Compression, threads: usize, data: &[u8]) -> (LayerInfo, Vec<u8>) {
         let mut out = Vec::new();
-        let opts = CompressOptions { compression: c, level: None, threads };
+        let opts = CompressOptions {
+            compression: c,
+            level: None,
+            threads,
+        };
         let info = write_layer(&opts, &mut out, |w| w.write_all(data)).unwrap();
         (info, out)
     }
@@ -307,7 +334,9 @@ mod tests {
             assert_eq!(o1, o4, "size {size}");
             assert_eq!(i1, i4);
             let mut back = Vec::new();
-            flate2::read::GzDecoder::new(&o1[..]).read_to_end(&mut back).unwrap();
+            flate2::read::GzDecoder::new(&o1[..])
+                .read_to_end(&mut back)
+                .unwrap();
             assert_eq!(back, data, "size {size}");
             assert_eq!(i1.diff_id, Digest::of(&data));
             assert_eq!(i1.digest, Digest::of(&o1));

@@ -71,7 +71,11 @@ pub struct ExtractStats {
 }
 
 /// Apply a possibly compressed layer (sniffed from its first bytes) to `target`.
-pub fn apply_layer(r: impl Read, target: &Path, opts: &ExtractOptions) -> Result<ExtractStats, ExtractError> {
+pub fn apply_layer(
+    r: impl Read,
+    target: &Path,
+    opts: &ExtractOptions,
+) -> Result<ExtractStats, ExtractError> {
     let mut br = BufReader::with_capacity(256 * 1024, r);
     let head = br.fill_buf().map_err(ExtractError::Read)?;
     if head.starts_with(&[0x1f, 0x8b]) {
@@ -85,7 +89,11 @@ pub fn apply_layer(r: impl Read, target: &Path, opts: &ExtractOptions) -> Result
 }
 
 /// Apply an uncompressed tar stream to `target` (created if missing).
-pub fn apply_tar(r: impl Read, target: &Path, opts: &ExtractOptions) -> Result<ExtractStats, ExtractError> {
+pub fn apply_tar(
+    r: impl Read,
+    target: &Path,
+    opts: &ExtractOptions,
+) -> Result<ExtractStats, ExtractError> {
     let io_err = |entry: &str, source| ExtractError::Io {
         entry: entry.to_string(),
         target: target.to_path_buf(),
@@ -101,9 +109,14 @@ pub fn apply_tar(r: impl Read, target: &Path, opts: &ExtractOptions) -> Result<E
         let mut entry = entry.map_err(ExtractError::Read)?;
         let raw = entry.path_bytes().into_owned();
         let shown = String::from_utf8_lossy(&raw).into_owned();
-        let Some(rel) = clean_path(&raw, opts, &shown)? else { continue };
+        let Some(rel) = clean_path(&raw, opts, &shown)? else {
+            continue;
+        };
         let kind = entry.header().entry_type();
-        let name = rel.file_name().map(|n| n.as_bytes().to_vec()).unwrap_or_default();
+        let name = rel
+            .file_name()
+            .map(|n| n.as_bytes().to_vec())
+            .unwrap_or_default();
         if opts.whiteouts && name.starts_with(b".wh.") {
             apply_whiteout(&root, &rel, &name, &created).map_err(|e| io_err(&shown, e))?;
             stats.whiteouts += 1;
@@ -114,8 +127,9 @@ pub fn apply_tar(r: impl Read, target: &Path, opts: &ExtractOptions) -> Result<E
             root.create_dir_all(parent).map_err(|e| io_err(&shown, e))?;
         }
         let h = entry.header();
-        let mode = h.mode().map_err(ExtractError::Read)? & 0o7777;
-        let (uid, gid) = (h.uid().map_err(ExtractError::Read)?, h.gid().map_err(ExtractError::Read)?);
+        // Empty numeric fields read as 0, as Go's archive/tar does (some writers leave them blank).
+        let mode = h.mode().unwrap_or(0o644) & 0o7777;
+        let (uid, gid) = (h.uid().unwrap_or(0), h.gid().unwrap_or(0));
         let mtime = h.mtime().unwrap_or(0);
         match kind {
             EntryType::Directory => {
@@ -132,7 +146,10 @@ pub fn apply_tar(r: impl Read, target: &Path, opts: &ExtractOptions) -> Result<E
             EntryType::Regular | EntryType::Continuous => {
                 remove_existing(&root, &rel).map_err(|e| io_err(&shown, e))?;
                 let mut f = root
-                    .open_with(&rel, OpenOptions::new().write(true).create_new(true).mode(0o600))
+                    .open_with(
+                        &rel,
+                        OpenOptions::new().write(true).create_new(true).mode(0o600),
+                    )
                     .map_err(|e| io_err(&shown, e))?;
                 stats.bytes += io::copy(&mut entry, &mut f).map_err(|e| io_err(&shown, e))?;
             }
@@ -157,8 +174,13 @@ pub fn apply_tar(r: impl Read, target: &Path, opts: &ExtractOptions) -> Result<E
                 };
                 remove_existing(&root, &rel).map_err(|e| io_err(&shown, e))?;
                 root.hard_link(&src, &root, &rel).map_err(|e| {
-                    if e.kind() == io::ErrorKind::PermissionDenied || e.raw_os_error() == Some(libc::EXDEV) {
-                        unsafe_entry(&shown, &format!("hardlink to {link_shown:?} leads outside the target"))
+                    if e.kind() == io::ErrorKind::PermissionDenied
+                        || e.raw_os_error() == Some(libc::EXDEV)
+                    {
+                        unsafe_entry(
+                            &shown,
+                            &format!("hardlink to {link_shown:?} leads outside the target"),
+                        )
                     } else {
                         io_err(&shown, e)
                     }
@@ -172,7 +194,10 @@ pub fn apply_tar(r: impl Read, target: &Path, opts: &ExtractOptions) -> Result<E
                     continue;
                 }
             }
-            EntryType::XGlobalHeader | EntryType::XHeader | EntryType::GNULongName | EntryType::GNULongLink => continue,
+            EntryType::XGlobalHeader
+            | EntryType::XHeader
+            | EntryType::GNULongName
+            | EntryType::GNULongLink => continue,
             other => {
                 tracing::warn!(entry = %shown, kind = ?other, "skipping unsupported tar entry type");
                 continue;
@@ -210,7 +235,11 @@ fn unsafe_entry(entry: &str, reason: &str) -> ExtractError {
 
 /// Normalise an archive path to a relative path with no `.`/`..`; `None` if it is the root or
 /// was stripped away.
-fn clean_path(raw: &[u8], opts: &ExtractOptions, shown: &str) -> Result<Option<PathBuf>, ExtractError> {
+fn clean_path(
+    raw: &[u8],
+    opts: &ExtractOptions,
+    shown: &str,
+) -> Result<Option<PathBuf>, ExtractError> {
     if raw.starts_with(b"/") && opts.absolute == AbsolutePaths::Refuse {
         return Err(unsafe_entry(shown, "absolute path"));
     }
@@ -242,7 +271,12 @@ fn remove_existing(root: &Dir, rel: &Path) -> io::Result<()> {
     }
 }
 
-fn apply_whiteout(root: &Dir, rel: &Path, name: &[u8], created: &HashSet<PathBuf>) -> io::Result<()> {
+fn apply_whiteout(
+    root: &Dir,
+    rel: &Path,
+    name: &[u8],
+    created: &HashSet<PathBuf>,
+) -> io::Result<()> {
     let parent = rel.parent().unwrap_or(Path::new(""));
     if name == b".wh..wh..opq" {
         // Opaque: hide everything from lower layers in `parent`, keep what this layer added.
@@ -273,7 +307,8 @@ fn apply_whiteout(root: &Dir, rel: &Path, name: &[u8], created: &HashSet<PathBuf
 }
 
 fn chown(root: &Dir, rel: &Path, uid: u64, gid: u64) -> io::Result<()> {
-    let to_id = |v: u64| u32::try_from(v).map_err(|_| io::Error::other(format!("id {v} out of range")));
+    let to_id =
+        |v: u64| u32::try_from(v).map_err(|_| io::Error::other(format!("id {v} out of range")));
     rustix::fs::chownat(
         root,
         rel,
@@ -293,21 +328,33 @@ fn set_mtime(root: &Dir, rel: &Path, mtime: u64) -> io::Result<()> {
         last_access: t,
         last_modification: t,
     };
-    rustix::fs::utimensat(root, rel, &ts, rustix::fs::AtFlags::SYMLINK_NOFOLLOW).map_err(io::Error::from)
+    rustix::fs::utimensat(root, rel, &ts, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)
+        .map_err(io::Error::from)
 }
 
-fn make_node(root: &Dir, rel: &Path, kind: EntryType, mode: u32, h: &tar::Header) -> io::Result<()> {
+fn make_node(
+    root: &Dir,
+    rel: &Path,
+    kind: EntryType,
+    mode: u32,
+    h: &tar::Header,
+) -> io::Result<()> {
     use rustix::fs::FileType;
     let (ft, dev) = match kind {
         EntryType::Fifo => (FileType::Fifo, 0),
         other => {
             let major = h.device_major()?.unwrap_or(0);
             let minor = h.device_minor()?.unwrap_or(0);
-            let ft = if other == EntryType::Char { FileType::CharacterDevice } else { FileType::BlockDevice };
+            let ft = if other == EntryType::Char {
+                FileType::CharacterDevice
+            } else {
+                FileType::BlockDevice
+            };
             (ft, rustix::fs::makedev(major, minor))
         }
     };
-    rustix::fs::mknodat(root, rel, ft, rustix::fs::Mode::from_raw_mode(mode), dev).map_err(io::Error::from)
+    rustix::fs::mknodat(root, rel, ft, rustix::fs::Mode::from_raw_mode(mode), dev)
+        .map_err(io::Error::from)
 }
 
 /// Read the whole stream to check it is a readable archive, without extracting it.

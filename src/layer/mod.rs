@@ -25,7 +25,9 @@ impl std::str::FromStr for Compression {
             "none" | "tar" => Ok(Compression::None),
             "gzip" | "gz" => Ok(Compression::Gzip),
             "zstd" | "zst" => Ok(Compression::Zstd),
-            other => Err(format!("unknown compression {other:?} (want none, gzip or zstd)")),
+            other => Err(format!(
+                "unknown compression {other:?} (want none, gzip or zstd)"
+            )),
         }
     }
 }

@@ -132,7 +132,12 @@ impl<W: Write> TarWriter<W> {
         }
         if ft.is_symlink() {
             let target = fs::read_link(src).map_err(|e| path_err("read link", src, e))?;
-            return self.link_entry(EntryType::Symlink, name, target.as_os_str().as_bytes(), 0o777);
+            return self.link_entry(
+                EntryType::Symlink,
+                name,
+                target.as_os_str().as_bytes(),
+                0o777,
+            );
         }
         if ft.is_socket() {
             tracing::debug!(path = %src.display(), "skipping socket");
@@ -199,7 +204,13 @@ impl<W: Write> TarWriter<W> {
     }
 
     /// Write a symlink or hardlink entry.
-    pub fn link_entry(&mut self, kind: EntryType, name: &[u8], target: &[u8], mode: u32) -> io::Result<()> {
+    pub fn link_entry(
+        &mut self,
+        kind: EntryType,
+        name: &[u8],
+        target: &[u8],
+        mode: u32,
+    ) -> io::Result<()> {
         let (uid, gid) = (self.opts.uid, self.opts.gid);
         let mut pax = Vec::new();
         let mut h = self.header_with(kind, name, mode, uid, gid, 0, &mut pax)?;
@@ -216,7 +227,15 @@ impl<W: Write> TarWriter<W> {
         Ok(())
     }
 
-    fn header(&mut self, kind: EntryType, name: &[u8], mode: u32, uid: u64, gid: u64, size: u64) -> io::Result<Header> {
+    fn header(
+        &mut self,
+        kind: EntryType,
+        name: &[u8],
+        mode: u32,
+        uid: u64,
+        gid: u64,
+        size: u64,
+    ) -> io::Result<Header> {
         let mut pax = Vec::new();
         let h = self.header_with(kind, name, mode, uid, gid, size, &mut pax)?;
         self.write_pax(name, &pax)?;
@@ -327,7 +346,11 @@ impl<R: Read> Read for ExactReader<'_, R> {
         if n == 0 && self.left > 0 && !buf.is_empty() {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
-                format!("{} changed while being read: {} bytes missing", self.path.display(), self.left),
+                format!(
+                    "{} changed while being read: {} bytes missing",
+                    self.path.display(),
+                    self.left
+                ),
             ));
         }
         self.left -= n as u64;
@@ -358,7 +381,8 @@ mod tests {
         w.file_entry(long.as_bytes(), 0o644, b"hi").unwrap();
         w.file_entry(b"/short", 0o755, b"").unwrap();
         let target = "t".repeat(130);
-        w.link_entry(EntryType::Symlink, b"/link", target.as_bytes(), 0o777).unwrap();
+        w.link_entry(EntryType::Symlink, b"/link", target.as_bytes(), 0o777)
+            .unwrap();
         let bytes = w.finish().unwrap();
         let mut a = tar::Archive::new(&bytes[..]);
         let got: Vec<(Vec<u8>, Option<Vec<u8>>, u32)> = a

@@ -18,7 +18,11 @@ pub struct StoredLayer {
 
 impl StoredLayer {
     pub fn descriptor(&self) -> Descriptor {
-        Descriptor::new(MediaType::from(self.media_type.as_str()), self.info.size, &self.info.digest)
+        Descriptor::new(
+            MediaType::from(self.media_type.as_str()),
+            self.info.size,
+            &self.info.digest,
+        )
     }
 }
 
@@ -84,7 +88,13 @@ pub fn write_image(
     for l in layers {
         config.push_layer(&l.info.diff_id, None);
     }
-    write_manifest(store, config, layers.iter().map(StoredLayer::descriptor).collect(), manifest_type, tags)
+    write_manifest(
+        store,
+        config,
+        layers.iter().map(StoredLayer::descriptor).collect(),
+        manifest_type,
+        tags,
+    )
 }
 
 /// Store `config` as is and a manifest over `layer_descs` (already in the store or mountable).
@@ -97,11 +107,19 @@ pub fn write_manifest(
 ) -> Result<RawManifest, Error> {
     let (cfg_bytes, cfg_digest) = config.to_json()?;
     put_bytes(store, &cfg_digest, &cfg_bytes)?;
-    let config_type = if manifest_type == media::DOCKER_MANIFEST { media::DOCKER_CONFIG } else { media::OCI_CONFIG };
+    let config_type = if manifest_type == media::DOCKER_MANIFEST {
+        media::DOCKER_CONFIG
+    } else {
+        media::OCI_CONFIG
+    };
     let m = ImageManifestBuilder::default()
         .schema_version(2u32)
         .media_type(MediaType::from(manifest_type))
-        .config(Descriptor::new(MediaType::from(config_type), cfg_bytes.len() as u64, &cfg_digest))
+        .config(Descriptor::new(
+            MediaType::from(config_type),
+            cfg_bytes.len() as u64,
+            &cfg_digest,
+        ))
         .layers(layer_descs)
         .build()
         .map_err(|e| Error::Layout(format!("build manifest: {e}")))?;
@@ -112,5 +130,7 @@ pub fn write_manifest(
 
 /// Store a small in-memory blob.
 pub fn put_bytes(store: &dyn BlobStore, d: &Digest, bytes: &[u8]) -> Result<(), Error> {
-    store.put_blob(d, bytes.len() as u64, &|| Ok(Box::new(std::io::Cursor::new(bytes.to_vec()))))
+    store.put_blob(d, bytes.len() as u64, &|| {
+        Ok(Box::new(std::io::Cursor::new(bytes.to_vec())))
+    })
 }

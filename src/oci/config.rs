@@ -114,7 +114,10 @@ impl ImageConfig {
         self.with_config(|c| {
             let mut env = c.env().clone().unwrap_or_default();
             let entry = format!("{key}={value}");
-            match env.iter_mut().find(|kv| kv.split_once('=').map(|(k, _)| k) == Some(key)) {
+            match env
+                .iter_mut()
+                .find(|kv| kv.split_once('=').map(|(k, _)| k) == Some(key))
+            {
                 Some(slot) => *slot = entry,
                 None => env.push(entry),
             }
@@ -123,7 +126,10 @@ impl ImageConfig {
     }
 
     pub fn entrypoint(&self) -> Option<Vec<String>> {
-        self.inner.config().as_ref().and_then(|c| c.entrypoint().clone())
+        self.inner
+            .config()
+            .as_ref()
+            .and_then(|c| c.entrypoint().clone())
     }
 
     pub fn set_entrypoint(&mut self, ep: Option<Vec<String>>) {
@@ -153,7 +159,10 @@ impl ImageConfig {
     }
 
     pub fn working_dir(&self) -> Option<String> {
-        self.inner.config().as_ref().and_then(|c| c.working_dir().clone())
+        self.inner
+            .config()
+            .as_ref()
+            .and_then(|c| c.working_dir().clone())
     }
 
     pub fn set_working_dir(&mut self, dir: Option<&str>) {
@@ -182,11 +191,17 @@ impl ImageConfig {
 
     /// Append a layer's diffID, with a history entry so `docker history` lines up with layers.
     pub fn push_layer(&mut self, diff_id: &Digest, created_by: Option<&str>) {
-        self.inner.rootfs_mut().diff_ids_mut().push(diff_id.to_string());
+        self.inner
+            .rootfs_mut()
+            .diff_ids_mut()
+            .push(diff_id.to_string());
         let mut h = History::default();
         h.set_created(self.inner.created().clone());
         h.set_created_by(created_by.map(str::to_string));
-        self.inner.history_mut().get_or_insert_with(Vec::new).push(h);
+        self.inner
+            .history_mut()
+            .get_or_insert_with(Vec::new)
+            .push(h);
     }
 
     /// Drop all layers (and history), e.g. before re-basing.

@@ -106,7 +106,9 @@ pub fn copy_blobs(
             });
         }
     });
-    let results = results.into_inner().map_err(|_| Error::Layout("copy worker panicked".into()))?;
+    let results = results
+        .into_inner()
+        .map_err(|_| Error::Layout("copy worker panicked".into()))?;
     for r in results {
         match r? {
             Outcome::Skipped => stats.skipped += 1,
@@ -126,7 +128,12 @@ enum Outcome {
     Uploaded(u64),
 }
 
-fn copy_blob(src: &dyn BlobStore, dst: &dyn BlobStore, d: &Descriptor, same_registry_repo: Option<&str>) -> Result<Outcome, Error> {
+fn copy_blob(
+    src: &dyn BlobStore,
+    dst: &dyn BlobStore,
+    d: &Descriptor,
+    same_registry_repo: Option<&str>,
+) -> Result<Outcome, Error> {
     let digest = descriptor_digest(d)?;
     if dst.blob_size(&digest)?.is_some() {
         return Ok(Outcome::Skipped);

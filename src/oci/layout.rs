@@ -222,18 +222,21 @@ impl BlobStore for Layout {
         self.put_blob(&m.digest, bytes.len() as u64, &|| {
             Ok(Box::new(io::Cursor::new(bytes.clone())))
         })?;
-        let _guard = self.index_lock.lock().map_err(|_| Error::Layout("index lock poisoned".into()))?;
+        let _guard = self
+            .index_lock
+            .lock()
+            .map_err(|_| Error::Layout("index lock poisoned".into()))?;
         let mut index = self.index()?;
         let mut manifests = index.manifests().clone();
-        if tags.is_empty() {
-            if !manifests.iter().any(|d| descriptor_digest(d).ok().as_ref() == Some(&m.digest)) {
-                manifests.push(m.descriptor());
-            }
+        let listed = manifests
+            .iter()
+            .any(|d| descriptor_digest(d).ok().as_ref() == Some(&m.digest));
+        if tags.is_empty() && !listed {
+            manifests.push(m.descriptor());
         }
         for tag in tags {
-            manifests.retain(|d| {
-                d.annotations().as_ref().and_then(|a| a.get(REF_NAME)) != Some(tag)
-            });
+            manifests
+                .retain(|d| d.annotations().as_ref().and_then(|a| a.get(REF_NAME)) != Some(tag));
             let mut d = m.descriptor();
             d.set_annotations(Some(HashMap::from([(REF_NAME.to_string(), tag.clone())])));
             manifests.push(d);

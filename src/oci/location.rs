@@ -24,9 +24,14 @@ impl Location {
                 _ => (rest, ""),
             };
             if dir.is_empty() {
-                return Err(Error::Layout(format!("{s:?}: missing layout directory (want oci:DIR[:TAG])")));
+                return Err(Error::Layout(format!(
+                    "{s:?}: missing layout directory (want oci:DIR[:TAG])"
+                )));
             }
-            return Ok(Location::Layout { dir: PathBuf::from(dir), tag: tag.to_string() });
+            return Ok(Location::Layout {
+                dir: PathBuf::from(dir),
+                tag: tag.to_string(),
+            });
         }
         let r = s.strip_prefix("docker://").unwrap_or(s);
         parse_reference(r)?;
@@ -44,7 +49,10 @@ impl Location {
                     .or(reference.tag())
                     .unwrap_or("latest")
                     .to_string();
-                Ok((Box::new(Repo::for_reference(Arc::clone(client), &reference)), what))
+                Ok((
+                    Box::new(Repo::for_reference(Arc::clone(client), &reference)),
+                    what,
+                ))
             }
         }
     }
@@ -53,13 +61,23 @@ impl Location {
     pub fn create(&self, client: &Arc<Client>) -> Result<(Box<dyn BlobStore>, Vec<String>), Error> {
         match self {
             Location::Layout { dir, tag } => {
-                let tags = if tag.is_empty() { vec!["latest".to_string()] } else { vec![tag.clone()] };
+                let tags = if tag.is_empty() {
+                    vec!["latest".to_string()]
+                } else {
+                    vec![tag.clone()]
+                };
                 Ok((Box::new(Layout::create(dir)?), tags))
             }
             Location::Registry(r) => {
                 let reference = parse_reference(r)?;
-                let tags = reference.tag().map(|t| vec![t.to_string()]).unwrap_or_default();
-                Ok((Box::new(Repo::for_reference(Arc::clone(client), &reference)), tags))
+                let tags = reference
+                    .tag()
+                    .map(|t| vec![t.to_string()])
+                    .unwrap_or_default();
+                Ok((
+                    Box::new(Repo::for_reference(Arc::clone(client), &reference)),
+                    tags,
+                ))
             }
         }
     }
@@ -73,9 +91,18 @@ mod tests {
     fn parses_locations() {
         assert_eq!(
             Location::parse("oci:/tmp/x:app").unwrap(),
-            Location::Layout { dir: "/tmp/x".into(), tag: "app".into() }
+            Location::Layout {
+                dir: "/tmp/x".into(),
+                tag: "app".into()
+            }
         );
-        assert_eq!(Location::parse("oci:out").unwrap(), Location::Layout { dir: "out".into(), tag: "".into() });
+        assert_eq!(
+            Location::parse("oci:out").unwrap(),
+            Location::Layout {
+                dir: "out".into(),
+                tag: "".into()
+            }
+        );
         assert_eq!(
             Location::parse("docker://127.0.0.1:5000/a/b:v1").unwrap(),
             Location::Registry("127.0.0.1:5000/a/b:v1".into())

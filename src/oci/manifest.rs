@@ -17,6 +17,7 @@ pub struct RawManifest {
 
 /// A parsed manifest.
 #[derive(Clone, Debug)]
+#[allow(clippy::large_enum_variant)] // parsed once per image; boxing buys nothing
 pub enum Manifest {
     Image(ImageManifest),
     Index(ImageIndex),
@@ -25,12 +26,11 @@ pub enum Manifest {
 impl RawManifest {
     /// Wrap bytes read from somewhere; `media_type` is the transport's content type, if any.
     pub fn from_bytes(bytes: Vec<u8>, media_type: Option<&str>) -> Result<Self, Error> {
-        let media_type = match media_type.filter(|m| {
-            media::is_index(m) || media::is_image_manifest(m)
-        }) {
-            Some(m) => m.to_string(),
-            None => sniff_media_type(&bytes)?,
-        };
+        let media_type =
+            match media_type.filter(|m| media::is_index(m) || media::is_image_manifest(m)) {
+                Some(m) => m.to_string(),
+                None => sniff_media_type(&bytes)?,
+            };
         let digest = Digest::of(&bytes);
         Ok(Self {
             media_type,
@@ -116,7 +116,11 @@ fn sniff_media_type(bytes: &[u8]) -> Result<String, Error> {
         (Some(m), _, _) => m,
         (None, Some(_), _) => media::OCI_INDEX.to_string(),
         (None, None, Some(_)) => media::OCI_MANIFEST.to_string(),
-        _ => return Err(Error::Unsupported("manifest with no mediaType, manifests or layers".into())),
+        _ => {
+            return Err(Error::Unsupported(
+                "manifest with no mediaType, manifests or layers".into(),
+            ))
+        }
     })
 }
 
@@ -188,8 +192,14 @@ fn normalize_arch(a: &str) -> &str {
 }
 
 /// Pick the manifest for `want` from an index. Errors list what the index offers.
-pub fn select_platform<'a>(index: &'a ImageIndex, want: &PlatformSpec) -> Result<&'a Descriptor, Error> {
-    let candidates = index.manifests().iter().filter(|d| media::is_image_manifest(&d.media_type().to_string()));
+pub fn select_platform<'a>(
+    index: &'a ImageIndex,
+    want: &PlatformSpec,
+) -> Result<&'a Descriptor, Error> {
+    let candidates = index
+        .manifests()
+        .iter()
+        .filter(|d| media::is_image_manifest(d.media_type().as_ref()));
     let mut offered = Vec::new();
     for d in candidates {
         let Some(p) = d.platform() else { continue };
@@ -204,7 +214,11 @@ pub fn select_platform<'a>(index: &'a ImageIndex, want: &PlatformSpec) -> Result
     }
     Err(Error::Platform(format!(
         "no manifest for platform {want} in index (offers: {})",
-        if offered.is_empty() { "none".to_string() } else { offered.join(", ") }
+        if offered.is_empty() {
+            "none".to_string()
+        } else {
+            offered.join(", ")
+        }
     )))
 }
 
@@ -230,21 +244,34 @@ mod tests {
     #[test]
     fn selects_by_os_arch_variant() {
         let i = index();
-        let pick = |s: &str| select_platform(&i, &PlatformSpec::parse(s).unwrap()).map(|d| d.digest().to_string());
+        let pick = |s: &str| {
+            select_platform(&i, &PlatformSpec::parse(s).unwrap()).map(|d| d.digest().to_string())
+        };
         assert!(pick("linux/amd64").unwrap().ends_with("1111"));
         assert!(pick("linux/x86_64").unwrap().ends_with("1111"));
         assert!(pick("linux/arm64").unwrap().ends_with("2222"));
         assert!(pick("linux/arm64/v8").unwrap().ends_with("2222"));
         assert!(pick("windows/amd64").unwrap().ends_with("3333"));
         let err = pick("linux/arm/v7").unwrap_err().to_string();
-        assert!(err.contains("linux/arm/v7") && err.contains("linux/arm64/v8, windows/amd64"), "{err}");
+        assert!(
+            err.contains("linux/arm/v7") && err.contains("linux/arm64/v8, windows/amd64"),
+            "{err}"
+        );
     }
 
     #[test]
     fn sniffs_media_types() {
-        let m = RawManifest::from_bytes(br#"{"schemaVersion":2,"layers":[],"config":{}}"#.to_vec(), None).unwrap();
+        let m = RawManifest::from_bytes(
+            br#"{"schemaVersion":2,"layers":[],"config":{}}"#.to_vec(),
+            None,
+        )
+        .unwrap();
         assert_eq!(m.media_type, media::OCI_MANIFEST);
-        let m = RawManifest::from_bytes(br#"{"schemaVersion":2,"manifests":[]}"#.to_vec(), Some("text/plain")).unwrap();
+        let m = RawManifest::from_bytes(
+            br#"{"schemaVersion":2,"manifests":[]}"#.to_vec(),
+            Some("text/plain"),
+        )
+        .unwrap();
         assert_eq!(m.media_type, media::OCI_INDEX);
         let err = RawManifest::from_bytes(br#"{"schemaVersion":1}"#.to_vec(), None).unwrap_err();
         assert!(err.to_string().contains("schema 1"), "{err}");

@@ -86,7 +86,10 @@ mod tests {
 
     #[test]
     fn parses_challenges() {
-        assert_eq!(parse_challenge(r#"Basic realm="Registry Realm""#), Some(Challenge::Basic));
+        assert_eq!(
+            parse_challenge(r#"Basic realm="Registry Realm""#),
+            Some(Challenge::Basic)
+        );
         assert_eq!(
             parse_challenge(
                 r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:a/b:pull,push""#
@@ -99,7 +102,11 @@ mod tests {
         );
         assert_eq!(
             parse_challenge("bearer realm=http://127.0.0.1:1/t"),
-            Some(Challenge::Bearer { realm: "http://127.0.0.1:1/t".into(), service: None, scope: None })
+            Some(Challenge::Bearer {
+                realm: "http://127.0.0.1:1/t".into(),
+                service: None,
+                scope: None
+            })
         );
         assert_eq!(parse_challenge("Negotiate"), None);
     }

@@ -108,7 +108,12 @@ impl Client {
     /// Find out how to talk to `registry`: try HTTPS, and for loopback or insecure registries
     /// fall back to plain HTTP when the server does not speak TLS. Cached per host.
     fn host(&self, registry: &str) -> Result<HostState, RegistryError> {
-        if let Some(st) = self.hosts.lock().ok().and_then(|h| h.get(registry).cloned()) {
+        if let Some(st) = self
+            .hosts
+            .lock()
+            .ok()
+            .and_then(|h| h.get(registry).cloned())
+        {
             return Ok(st);
         }
         let host = super::api_host(registry);
@@ -180,7 +185,8 @@ impl Client {
             Some(Challenge::Basic) => match cred {
                 Credential::Basic { username, password } => Ok(Some(format!(
                     "Basic {}",
-                    base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"))
+                    base64::engine::general_purpose::STANDARD
+                        .encode(format!("{username}:{password}"))
                 ))),
                 Credential::RegistryToken(t) => Ok(Some(format!("Bearer {t}"))),
                 _ => Ok(None),
@@ -195,7 +201,8 @@ impl Client {
                         return Ok(Some(format!("Bearer {t}")));
                     }
                 }
-                let token = self.fetch_token(registry, st, realm, service.as_deref(), scope, &cred)?;
+                let token =
+                    self.fetch_token(registry, st, realm, service.as_deref(), scope, &cred)?;
                 if let Ok(mut m) = self.tokens.lock() {
                     m.insert(key, token.clone());
                 }
@@ -237,7 +244,8 @@ impl Client {
                     req = req.query(*k, *v);
                 }
                 if let Credential::Basic { username, password } = cred {
-                    let b = base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"));
+                    let b = base64::engine::general_purpose::STANDARD
+                        .encode(format!("{username}:{password}"));
                     req = req.header("Authorization", format!("Basic {b}"));
                 }
                 req.call()
@@ -263,10 +271,15 @@ impl Client {
             .limit(1 << 20)
             .read_to_vec()
             .map_err(|e| transport_error(registry, "read token response", &e))?;
-        let t: TokenResponse = serde_json::from_slice(&body)
-            .map_err(|e| RegistryError::protocol(registry, format!("token response from {realm}: {e}")))?;
-        t.into_token()
-            .ok_or_else(|| RegistryError::protocol(registry, format!("token response from {realm} has no token")))
+        let t: TokenResponse = serde_json::from_slice(&body).map_err(|e| {
+            RegistryError::protocol(registry, format!("token response from {realm}: {e}"))
+        })?;
+        t.into_token().ok_or_else(|| {
+            RegistryError::protocol(
+                registry,
+                format!("token response from {realm} has no token"),
+            )
+        })
     }
 
     /// Send one request to `registry`. `path` is a `/v2/...` path or an absolute URL (upload
@@ -314,14 +327,19 @@ impl Client {
             };
             tracing::debug!(%method, %url, "registry request");
             let agent = self.agent(&st);
-            let build_err =
-                |e: http::Error| RegistryError::protocol(registry, format!("build request {method} {url}: {e}"));
+            let build_err = |e: http::Error| {
+                RegistryError::protocol(registry, format!("build request {method} {url}: {e}"))
+            };
             let result = if matches!(again, Some(ReqBody::Empty)) {
                 agent.run(b.body(SendBody::none()).map_err(build_err)?)
             } else {
-                agent.run(b.body(SendBody::from_reader(&mut reader)).map_err(build_err)?)
+                agent.run(
+                    b.body(SendBody::from_reader(&mut reader))
+                        .map_err(build_err)?,
+                )
             };
-            let resp = result.map_err(|e| transport_error(registry, &format!("{method} {url}"), &e))?;
+            let resp =
+                result.map_err(|e| transport_error(registry, &format!("{method} {url}"), &e))?;
             if resp.status().as_u16() == 401 && !refresh && resendable {
                 // The token may lack this scope, or the challenge changed: learn it and retry once.
                 if let Some(c) = resp
@@ -420,7 +438,13 @@ pub(crate) fn transport_error(registry: &str, op: &str, e: &ureq::Error) -> Regi
 }
 
 /// An error for an unexpected status, with the registry's own error codes and messages.
-pub(crate) fn status_error(registry: &str, method: &str, url: &str, status: u16, resp: Response<Body>) -> RegistryError {
+pub(crate) fn status_error(
+    registry: &str,
+    method: &str,
+    url: &str,
+    status: u16,
+    resp: Response<Body>,
+) -> RegistryError {
     let body = resp
         .into_body()
         .with_config()
@@ -430,9 +454,27 @@ pub(crate) fn status_error(registry: &str, method: &str, url: &str, status: u16,
     let detail = registry_messages(&body);
     let (registry, method, url) = (registry.to_string(), method.to_string(), url.to_string());
     match status {
-        401 => RegistryError::Unauthorized { registry, method, url, status, detail },
-        404 => RegistryError::NotFound { registry, what: "resource".into(), method, url, detail },
-        _ => RegistryError::Status { registry, method, url, status, detail },
+        401 => RegistryError::Unauthorized {
+            registry,
+            method,
+            url,
+            status,
+            detail,
+        },
+        404 => RegistryError::NotFound {
+            registry,
+            what: "resource".into(),
+            method,
+            url,
+            detail,
+        },
+        _ => RegistryError::Status {
+            registry,
+            method,
+            url,
+            status,
+            detail,
+        },
     }
 }
 
@@ -452,7 +494,13 @@ fn registry_messages(body: &[u8]) -> String {
             let parts: Vec<String> = e
                 .errors
                 .iter()
-                .map(|x| format!("{}: {}", x.code.as_deref().unwrap_or("?"), x.message.as_deref().unwrap_or("")))
+                .map(|x| {
+                    format!(
+                        "{}: {}",
+                        x.code.as_deref().unwrap_or("?"),
+                        x.message.as_deref().unwrap_or("")
+                    )
+                })
                 .collect();
             format!(": {}", parts.join("; "))
         }

@@ -33,8 +33,14 @@ impl fmt::Debug for AuthEntry {
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
             .field("auth", &self.auth.as_ref().map(|_| "<redacted>"))
-            .field("identitytoken", &self.identitytoken.as_ref().map(|_| "<redacted>"))
-            .field("registrytoken", &self.registrytoken.as_ref().map(|_| "<redacted>"))
+            .field(
+                "identitytoken",
+                &self.identitytoken.as_ref().map(|_| "<redacted>"),
+            )
+            .field(
+                "registrytoken",
+                &self.registrytoken.as_ref().map(|_| "<redacted>"),
+            )
             .finish()
     }
 }
@@ -43,7 +49,10 @@ impl fmt::Debug for AuthEntry {
 #[derive(Clone, PartialEq, Eq)]
 pub enum Credential {
     Anonymous,
-    Basic { username: String, password: String },
+    Basic {
+        username: String,
+        password: String,
+    },
     /// An OAuth2 refresh token, exchanged at the token endpoint.
     IdentityToken(String),
     /// A bearer token sent as is.
@@ -80,7 +89,9 @@ impl AuthEntry {
             return Ok(Credential::IdentityToken(t.clone()));
         }
         if let Some(a) = self.auth.as_ref().filter(|a| !a.is_empty()) {
-            let bad = || RegistryError::Config(format!("auths.{key:?}.auth is not base64 of user:password"));
+            let bad = || {
+                RegistryError::Config(format!("auths.{key:?}.auth is not base64 of user:password"))
+            };
             let raw = base64::engine::general_purpose::STANDARD
                 .decode(a.trim())
                 .map_err(|_| bad())?;
@@ -158,7 +169,10 @@ impl Keychain {
         match std::fs::read(path) {
             Ok(b) => Self::from_config_json(&b, Some(path)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::empty()),
-            Err(e) => Err(RegistryError::Config(format!("read {}: {e}", path.display()))),
+            Err(e) => Err(RegistryError::Config(format!(
+                "read {}: {e}",
+                path.display()
+            ))),
         }
     }
 
@@ -200,7 +214,11 @@ impl Keychain {
     /// `{"auths": ...}` as kpack writes `/builder/home/.docker/config.json`.
     pub fn to_config_json(&self) -> Vec<u8> {
         let cfg = ConfigFile {
-            auths: self.auths.iter().map(|(k, v)| (k.clone(), v.normalized())).collect(),
+            auths: self
+                .auths
+                .iter()
+                .map(|(k, v)| (k.clone(), v.normalized()))
+                .collect(),
         };
         serde_json::to_vec(&cfg).unwrap_or_else(|_| b"{\"auths\":{}}".to_vec())
     }
@@ -223,7 +241,10 @@ impl Keychain {
 
 /// Docker Hub's registry names, all of which mean the same registry.
 pub fn is_docker_hub(registry: &str) -> bool {
-    matches!(registry, "docker.io" | "index.docker.io" | "registry-1.docker.io")
+    matches!(
+        registry,
+        "docker.io" | "index.docker.io" | "registry-1.docker.io"
+    )
 }
 
 /// The config keys that match `registry`, in the order they are tried.
@@ -274,7 +295,11 @@ mod tests {
             ("https://index.docker.io/v2/", "index.docker.io", false),
         ];
         for (key, reg, want) in cases {
-            assert_eq!(kc(&[key]).matching_key(reg).is_some(), *want, "key {key} registry {reg}");
+            assert_eq!(
+                kc(&[key]).matching_key(reg).is_some(),
+                *want,
+                "key {key} registry {reg}"
+            );
         }
     }
 
@@ -292,11 +317,26 @@ mod tests {
         .unwrap();
         assert_eq!(
             k.resolve("a.io").unwrap(),
-            Credential::Basic { username: "user".into(), password: "pass:with:colons".into() }
+            Credential::Basic {
+                username: "user".into(),
+                password: "pass:with:colons".into()
+            }
         );
-        assert_eq!(k.resolve("b.io").unwrap(), Credential::Basic { username: "bob".into(), password: "pw".into() });
-        assert_eq!(k.resolve("c.io").unwrap(), Credential::IdentityToken("refresh".into()));
-        assert_eq!(k.resolve("d.io").unwrap(), Credential::RegistryToken("bearer".into()));
+        assert_eq!(
+            k.resolve("b.io").unwrap(),
+            Credential::Basic {
+                username: "bob".into(),
+                password: "pw".into()
+            }
+        );
+        assert_eq!(
+            k.resolve("c.io").unwrap(),
+            Credential::IdentityToken("refresh".into())
+        );
+        assert_eq!(
+            k.resolve("d.io").unwrap(),
+            Credential::RegistryToken("bearer".into())
+        );
         assert_eq!(k.resolve("e.io").unwrap(), Credential::Anonymous);
         assert_eq!(k.resolve("z.io").unwrap(), Credential::Anonymous);
         let err = Keychain::from_config_json(br#"{"auths":{"f.io":{"auth":"!!"}}}"#, None)
@@ -314,7 +354,13 @@ mod tests {
         b.insert("r.io", AuthEntry::basic("second", "2"));
         b.insert("s.io", AuthEntry::basic("s", "3"));
         a.append(b);
-        assert_eq!(a.resolve("r.io").unwrap(), Credential::Basic { username: "first".into(), password: "1".into() });
+        assert_eq!(
+            a.resolve("r.io").unwrap(),
+            Credential::Basic {
+                username: "first".into(),
+                password: "1".into()
+            }
+        );
         let json: serde_json::Value = serde_json::from_slice(&a.to_config_json()).unwrap();
         assert_eq!(json["auths"]["s.io"]["auth"], "czoz");
         assert_eq!(json["auths"]["s.io"]["username"], "s");

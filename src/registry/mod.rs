@@ -6,13 +6,13 @@
 pub mod auth;
 pub mod client;
 pub mod keychain;
-mod repo;
 mod pipe;
+mod repo;
 pub mod transport;
 
 pub use client::{Client, ClientOptions};
-pub use repo::Repo;
 pub use keychain::{AuthEntry, Credential, Keychain};
+pub use repo::Repo;
 
 use oci_spec::distribution::Reference;
 
@@ -58,7 +58,11 @@ pub enum RegistryError {
         detail: String,
     },
     #[error("{registry}: {source}")]
-    Protocol { registry: String, #[source] source: ProtocolDetail },
+    Protocol {
+        registry: String,
+        #[source]
+        source: ProtocolDetail,
+    },
     #[error("{registry}: {op} failed after {attempts} attempts: {last}")]
     RetriesExhausted {
         registry: String,
@@ -88,7 +92,9 @@ impl RegistryError {
     /// Worth retrying: server errors, throttling and dropped connections.
     pub fn is_transient(&self) -> bool {
         match self {
-            RegistryError::Status { status, .. } => *status >= 500 || *status == 429 || *status == 408,
+            RegistryError::Status { status, .. } => {
+                *status >= 500 || *status == 429 || *status == 408
+            }
             RegistryError::Transport { .. } => true,
             _ => false,
         }
@@ -97,10 +103,11 @@ impl RegistryError {
 
 /// Parse an image reference (`registry/repo:tag`, `repo@sha256:…`; Docker Hub defaults apply).
 pub fn parse_reference(s: &str) -> Result<Reference, RegistryError> {
-    s.parse::<Reference>().map_err(|e| RegistryError::Reference {
-        reference: s.to_string(),
-        reason: e.to_string(),
-    })
+    s.parse::<Reference>()
+        .map_err(|e| RegistryError::Reference {
+            reference: s.to_string(),
+            reason: e.to_string(),
+        })
 }
 
 /// The host to talk to for a reference's registry (Docker Hub's API host differs from its name).

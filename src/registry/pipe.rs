@@ -79,7 +79,9 @@ impl Drop for PipeWriter {
     fn drop(&mut self) {
         if !self.finished {
             // The producer failed: make the reader fail too rather than end a truncated body.
-            let _ = self.tx.try_send(Msg::Abort("blob producer stopped early".into()));
+            let _ = self
+                .tx
+                .try_send(Msg::Abort("blob producer stopped early".into()));
         }
     }
 }

@@ -63,13 +63,23 @@ impl Repo {
     /// POST an upload session; returns its absolute location.
     fn start_upload(&self, query: &str) -> Result<(u16, String), RegistryError> {
         let path = self.path(&format!("blobs/uploads/{query}"));
-        let resp = self.client.send(&self.registry, &self.push_scope(), "POST", &path, &[("Content-Length", "0")], ReqBody::Empty)?;
+        let resp = self.client.send(
+            &self.registry,
+            &self.push_scope(),
+            "POST",
+            &path,
+            &[("Content-Length", "0")],
+            ReqBody::Empty,
+        )?;
         let status = resp.status().as_u16();
         if status != 202 && status != 201 {
             return Err(status_error(&self.registry, "POST", &path, status, resp));
         }
         let loc = location(&resp).ok_or_else(|| {
-            RegistryError::protocol(&self.registry, format!("POST {path}: {status} without Location"))
+            RegistryError::protocol(
+                &self.registry,
+                format!("POST {path}: {status} without Location"),
+            )
         })?;
         Ok((status, self.absolute(&loc)?))
     }
@@ -86,23 +96,47 @@ impl Repo {
     /// (what kpack's write check does).
     pub fn check_push(&self) -> Result<(), RegistryError> {
         let (_, loc) = self.start_upload("")?;
-        let _ = self.client.send(&self.registry, &self.push_scope(), "DELETE", &loc, &[], ReqBody::Empty);
+        let _ = self.client.send(
+            &self.registry,
+            &self.push_scope(),
+            "DELETE",
+            &loc,
+            &[],
+            ReqBody::Empty,
+        );
         Ok(())
     }
 
     /// The digest, media type and size of a manifest, without downloading it.
-    pub fn head_manifest(&self, reference: &str) -> Result<Option<(Digest, String, u64)>, RegistryError> {
+    pub fn head_manifest(
+        &self,
+        reference: &str,
+    ) -> Result<Option<(Digest, String, u64)>, RegistryError> {
         let path = self.path(&format!("manifests/{reference}"));
         self.client.retry(&self.registry, "HEAD manifest", || {
-            let resp = self.client.send(&self.registry, &self.pull_scope(), "HEAD", &path, &[("Accept", MANIFEST_ACCEPT)], ReqBody::Empty)?;
+            let resp = self.client.send(
+                &self.registry,
+                &self.pull_scope(),
+                "HEAD",
+                &path,
+                &[("Accept", MANIFEST_ACCEPT)],
+                ReqBody::Empty,
+            )?;
             match resp.status().as_u16() {
                 200 => {
                     let h = resp.headers();
                     let d = header(h, "docker-content-digest")
                         .and_then(|d| d.parse().ok())
-                        .ok_or_else(|| RegistryError::protocol(&self.registry, format!("HEAD {path}: no Docker-Content-Digest")))?;
+                        .ok_or_else(|| {
+                            RegistryError::protocol(
+                                &self.registry,
+                                format!("HEAD {path}: no Docker-Content-Digest"),
+                            )
+                        })?;
                     let mt = header(h, "content-type").unwrap_or_default();
-                    let size = header(h, "content-length").and_then(|s| s.parse().ok()).unwrap_or(0);
+                    let size = header(h, "content-length")
+                        .and_then(|s| s.parse().ok())
+                        .unwrap_or(0);
                     Ok(Some((d, mt, size)))
                 }
                 404 => Ok(None),
@@ -148,16 +182,25 @@ impl Repo {
                 &[("Content-Type", "application/octet-stream")],
                 ReqBody::Reader(Box::new(r), None),
             );
-            let produced = producer.join().unwrap_or_else(|_| Err(io::Error::other("blob producer panicked")));
+            let produced = producer
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("blob producer panicked")));
             (sent, produced)
         });
         let (d, n) = match produced {
             Ok(v) => v,
             // A producer failure not caused by the upload stopping is final: report it.
             Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {
-                return Err(Error::io(format!("produce blob for {}", self.location()), e))
+                return Err(Error::io(
+                    format!("produce blob for {}", self.location()),
+                    e,
+                ))
             }
-            Err(e) => return Err(sent.err().map_or_else(|| Error::io("produce blob", e), Error::from)),
+            Err(e) => {
+                return Err(sent
+                    .err()
+                    .map_or_else(|| Error::io("produce blob", e), Error::from))
+            }
         };
         let resp = sent?;
         let status = resp.status().as_u16();
@@ -170,7 +213,14 @@ impl Repo {
         };
         drop(resp);
         let url = with_digest(&next, &d);
-        let resp = self.client.send(&self.registry, &self.push_scope(), "PUT", &url, &[("Content-Length", "0")], ReqBody::Empty)?;
+        let resp = self.client.send(
+            &self.registry,
+            &self.push_scope(),
+            "PUT",
+            &url,
+            &[("Content-Length", "0")],
+            ReqBody::Empty,
+        )?;
         match resp.status().as_u16() {
             201 | 204 => Ok((d, n)),
             s => Err(status_error(&self.registry, "PUT", &url, s, resp).into()),
@@ -191,9 +241,20 @@ impl BlobStore for Repo {
         let path = self.path(&format!("blobs/{d}"));
         self.client
             .retry(&self.registry, "HEAD blob", || {
-                let resp = self.client.send(&self.registry, &self.pull_scope(), "HEAD", &path, &[], ReqBody::Empty)?;
+                let resp = self.client.send(
+                    &self.registry,
+                    &self.pull_scope(),
+                    "HEAD",
+                    &path,
+                    &[],
+                    ReqBody::Empty,
+                )?;
                 match resp.status().as_u16() {
-                    200 => Ok(Some(header(resp.headers(), "content-length").and_then(|s| s.parse().ok()).unwrap_or(0))),
+                    200 => Ok(Some(
+                        header(resp.headers(), "content-length")
+                            .and_then(|s| s.parse().ok())
+                            .unwrap_or(0),
+                    )),
                     404 => Ok(None),
                     s => Err(status_error(&self.registry, "HEAD", &path, s, resp)),
                 }
@@ -204,7 +265,14 @@ impl BlobStore for Repo {
     fn open_blob(&self, d: &Digest, size: Option<u64>) -> Result<Box<dyn Read + Send + '_>, Error> {
         let path = self.path(&format!("blobs/{d}"));
         let resp = self.client.retry(&self.registry, "GET blob", || {
-            let resp = self.client.send(&self.registry, &self.pull_scope(), "GET", &path, &[], ReqBody::Empty)?;
+            let resp = self.client.send(
+                &self.registry,
+                &self.pull_scope(),
+                "GET",
+                &path,
+                &[],
+                ReqBody::Empty,
+            )?;
             match resp.status().as_u16() {
                 200 => Ok(resp),
                 404 => Err(RegistryError::NotFound {
@@ -218,7 +286,12 @@ impl BlobStore for Repo {
             }
         })?;
         let reader = resp.into_body().into_reader();
-        Ok(Box::new(VerifyingReader::new(reader, d.clone(), size, format!("blob {d} from {}", self.location()))))
+        Ok(Box::new(VerifyingReader::new(
+            reader,
+            d.clone(),
+            size,
+            format!("blob {d} from {}", self.location()),
+        )))
     }
 
     fn put_blob(&self, d: &Digest, size: u64, open: &Opener<'_>) -> Result<(), Error> {
@@ -239,7 +312,12 @@ impl BlobStore for Repo {
                 Err(e) => return Err(e),
             }
         }
-        Err(exhausted(&self.registry, &format!("upload blob {d}"), self.client.options().retries, last))
+        Err(exhausted(
+            &self.registry,
+            &format!("upload blob {d}"),
+            self.client.options().retries,
+            last,
+        ))
     }
 
     fn put_blob_stream(&self, produce: &Producer<'_>) -> Result<(Digest, u64), Error> {
@@ -257,7 +335,12 @@ impl BlobStore for Repo {
                 Err(e) => return Err(e),
             }
         }
-        Err(exhausted(&self.registry, "upload blob", self.client.options().retries, last))
+        Err(exhausted(
+            &self.registry,
+            "upload blob",
+            self.client.options().retries,
+            last,
+        ))
     }
 
     fn mount_blob(&self, d: &Digest, from_repo: &str) -> Result<bool, Error> {
@@ -270,14 +353,28 @@ impl BlobStore for Repo {
             return Ok(true);
         }
         // 202: the registry opened an upload instead; cancel it, the caller uploads.
-        let _ = self.client.send(&self.registry, &self.push_scope(), "DELETE", &loc, &[], ReqBody::Empty);
+        let _ = self.client.send(
+            &self.registry,
+            &self.push_scope(),
+            "DELETE",
+            &loc,
+            &[],
+            ReqBody::Empty,
+        );
         Ok(false)
     }
 
     fn get_manifest(&self, reference: &str) -> Result<RawManifest, Error> {
         let path = self.path(&format!("manifests/{reference}"));
         let (bytes, ct) = self.client.retry(&self.registry, "GET manifest", || {
-            let resp = self.client.send(&self.registry, &self.pull_scope(), "GET", &path, &[("Accept", MANIFEST_ACCEPT)], ReqBody::Empty)?;
+            let resp = self.client.send(
+                &self.registry,
+                &self.pull_scope(),
+                "GET",
+                &path,
+                &[("Accept", MANIFEST_ACCEPT)],
+                ReqBody::Empty,
+            )?;
             match resp.status().as_u16() {
                 200 => {
                     let ct = header(resp.headers(), "content-type");
@@ -286,7 +383,13 @@ impl BlobStore for Repo {
                         .with_config()
                         .limit(MAX_MANIFEST)
                         .read_to_vec()
-                        .map_err(|e| super::client::transport_error(&self.registry, &format!("read manifest {path}"), &e))?;
+                        .map_err(|e| {
+                            super::client::transport_error(
+                                &self.registry,
+                                &format!("read manifest {path}"),
+                                &e,
+                            )
+                        })?;
                     Ok((bytes, ct))
                 }
                 404 => Err(RegistryError::NotFound {
@@ -301,13 +404,20 @@ impl BlobStore for Repo {
         })?;
         let m = RawManifest::from_bytes(bytes, ct.as_deref())?;
         if let Ok(want) = reference.parse::<Digest>() {
-            want.verify(&m.digest, format!("manifest {}@{reference}", self.location()))?;
+            want.verify(
+                &m.digest,
+                format!("manifest {}@{reference}", self.location()),
+            )?;
         }
         Ok(m)
     }
 
     fn put_manifest(&self, m: &RawManifest, tags: &[String]) -> Result<(), Error> {
-        let refs: Vec<String> = if tags.is_empty() { vec![m.digest.to_string()] } else { tags.to_vec() };
+        let refs: Vec<String> = if tags.is_empty() {
+            vec![m.digest.to_string()]
+        } else {
+            tags.to_vec()
+        };
         for r in refs {
             let path = self.path(&format!("manifests/{r}"));
             self.client.retry(&self.registry, "PUT manifest", || {
@@ -325,7 +435,10 @@ impl BlobStore for Repo {
                             if d != m.digest.to_string() {
                                 return Err(RegistryError::protocol(
                                     &self.registry,
-                                    format!("PUT {path}: registry stored digest {d}, expected {}", m.digest),
+                                    format!(
+                                        "PUT {path}: registry stored digest {d}, expected {}",
+                                        m.digest
+                                    ),
                                 ));
                             }
                         }
@@ -350,7 +463,9 @@ fn exhausted(registry: &str, op: &str, retries: u32, last: Option<RegistryError>
 }
 
 fn header(h: &ureq::http::HeaderMap, name: &str) -> Option<String> {
-    h.get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
+    h.get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
 }
 
 fn location(resp: &ureq::http::Response<ureq::Body>) -> Option<String> {

@@ -39,8 +39,9 @@ pub fn root_certs(extra: &[PathBuf]) -> Result<RootCerts, RegistryError> {
     files.extend(extra.iter().cloned());
     let mut certs: Vec<Certificate<'static>> = Vec::new();
     for f in &files {
-        let pem = std::fs::read(f)
-            .map_err(|e| RegistryError::Config(format!("read CA certificates {}: {e}", f.display())))?;
+        let pem = std::fs::read(f).map_err(|e| {
+            RegistryError::Config(format!("read CA certificates {}: {e}", f.display()))
+        })?;
         for item in ureq::tls::parse_pem(&pem) {
             match item {
                 Ok(PemItem::Certificate(c)) => certs.push(c.to_owned()),
@@ -48,7 +49,10 @@ pub fn root_certs(extra: &[PathBuf]) -> Result<RootCerts, RegistryError> {
                 Err(e) => {
                     // A hashed-name symlink dir may hold non-PEM files; only explicit files must parse.
                     if extra.contains(f) {
-                        return Err(RegistryError::Config(format!("{}: invalid PEM: {e}", f.display())));
+                        return Err(RegistryError::Config(format!(
+                            "{}: invalid PEM: {e}",
+                            f.display()
+                        )));
                     }
                 }
             }
@@ -88,7 +92,10 @@ pub fn is_loopback(registry: &str) -> bool {
     let host = host.trim_start_matches('[').trim_end_matches(']');
     host == "localhost"
         || host.ends_with(".localhost")
-        || host.parse::<IpAddr>().map(|ip| ip.is_loopback()).unwrap_or(false)
+        || host
+            .parse::<IpAddr>()
+            .map(|ip| ip.is_loopback())
+            .unwrap_or(false)
 }
 
 /// Whether a transport error message means the peer did not speak TLS at all (so plain HTTP
@@ -96,7 +103,9 @@ pub fn is_loopback(registry: &str) -> bool {
 pub fn is_not_tls(detail: &str) -> bool {
     let d = detail.to_ascii_lowercase();
     !d.contains("certificate")
-        && (d.contains("corrupt message") || d.contains("invalidcontenttype") || d.contains("invalid content type"))
+        && (d.contains("corrupt message")
+            || d.contains("invalidcontenttype")
+            || d.contains("invalid content type"))
 }
 
 /// Whether a transport error is a certificate verification failure.
@@ -111,10 +120,21 @@ mod tests {
 
     #[test]
     fn loopback_detection() {
-        for r in ["127.0.0.1:5000", "localhost", "localhost:80", "[::1]:5000", "127.1.2.3"] {
+        for r in [
+            "127.0.0.1:5000",
+            "localhost",
+            "localhost:80",
+            "[::1]:5000",
+            "127.1.2.3",
+        ] {
             assert!(is_loopback(r), "{r}");
         }
-        for r in ["gcr.io", "10.0.0.1:5000", "example.com:443", "localhost.example.com"] {
+        for r in [
+            "gcr.io",
+            "10.0.0.1:5000",
+            "example.com:443",
+            "localhost.example.com",
+        ] {
             assert!(!is_loopback(r), "{r}");
         }
     }
