@@ -61,6 +61,7 @@ impl World {
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
 
+    #[allow(clippy::too_many_arguments)]
     /// A component buildpack: `extra` is appended to `[buildpack]` (e.g. `clear-env = true`)
     /// and `tail` after it (e.g. `[[targets]]`).
     pub fn bp_full(
@@ -129,7 +130,10 @@ impl World {
             .env("CNB_PLATFORM_API", &self.platform_api)
             .env_remove("CNB_USER_ID")
             .env_remove("CNB_GROUP_ID")
-            .env_remove("CNB_LOG_LEVEL");
+            .env_remove("CNB_LOG_LEVEL")
+            // cargo sets these for the test process; buildpacks would inherit them.
+            .env_remove("LD_LIBRARY_PATH")
+            .env_remove("LIBRARY_PATH");
         if phase == "detector" {
             c.arg("-order").arg(self.path("order.toml"));
         }
