@@ -20,6 +20,8 @@ use crate::digest::{Digest, HashWriter, Hasher};
 
 /// Uncompressed bytes per gzip block.
 const BLOCK: usize = 512 * 1024;
+/// Write batching in front of the hashers and encoders.
+const IN_BUF: usize = 256 * 1024;
 /// Deflate's window: the dictionary carried from one block to the next.
 const DICT: usize = 32 * 1024;
 
@@ -67,9 +69,9 @@ where
 {
     match opts.compression {
         Compression::None => {
-            let mut w = HashWriter::new(sink);
+            let mut w = io::BufWriter::with_capacity(IN_BUF, HashWriter::new(sink));
             fill(&mut w)?;
-            let (_, d, n) = w.finish();
+            let (_, d, n) = w.into_inner().map_err(|e| e.into_error())?.finish();
             Ok(LayerInfo {
                 diff_id: d.clone(),
                 digest: d,
@@ -84,9 +86,10 @@ where
             let mut enc = zstd::stream::Encoder::new(&mut out, level)?;
             // ≥ 1 worker keeps the output identical whatever the thread count.
             enc.multithread(opts.threads.max(1) as u32)?;
-            let mut tar = HashWriter::new(enc);
+            // tar writes headers and 8 KiB pieces; batch them before hashing and compressing.
+            let mut tar = io::BufWriter::with_capacity(IN_BUF, HashWriter::new(enc));
             fill(&mut tar)?;
-            let (enc, diff_id, raw) = tar.finish();
+            let (enc, diff_id, raw) = tar.into_inner().map_err(|e| e.into_error())?.finish();
             enc.finish()?;
             let (_, digest, size) = out.finish();
             Ok(LayerInfo {
