@@ -3,10 +3,10 @@
 //! Modules are split by domain; data types are kept apart from I/O so that the logic
 //! can be tested without root or network.
 
-pub mod digest;
 pub mod cli;
+pub mod digest;
 pub mod fsutil;
 pub mod layer;
-pub mod registry;
-pub mod oci;
 pub mod lifecycle;
+pub mod oci;
+pub mod registry;
