@@ -109,5 +109,6 @@ mod tests {
         );
         assert!(Location::parse("oci:").is_err());
         assert!(Location::parse("UPPER/case").is_err());
+        assert!(Location::parse("a b").is_err());
     }
 }

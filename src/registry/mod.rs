@@ -103,11 +103,16 @@ impl RegistryError {
 
 /// Parse an image reference (`registry/repo:tag`, `repo@sha256:…`; Docker Hub defaults apply).
 pub fn parse_reference(s: &str) -> Result<Reference, RegistryError> {
-    s.parse::<Reference>()
-        .map_err(|e| RegistryError::Reference {
-            reference: s.to_string(),
-            reason: e.to_string(),
-        })
+    let bad = |reason: String| RegistryError::Reference {
+        reference: s.to_string(),
+        reason,
+    };
+    let r = s.parse::<Reference>().map_err(|e| bad(e.to_string()))?;
+    // The distribution spec allows only lower-case repository names; registries reject others.
+    if r.repository().bytes().any(|b| b.is_ascii_uppercase()) {
+        return Err(bad("repository name must be lowercase".into()));
+    }
+    Ok(r)
 }
 
 /// The host to talk to for a reference's registry (Docker Hub's API host differs from its name).
