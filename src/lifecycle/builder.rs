@@ -150,13 +150,10 @@ fn build_one(
     let key = bp.key();
     let escaped = escape_id(&bp.id);
     let bp_plan = plan.find(&bp.id);
-    let plan_path = plans.join(&escaped).join("plan.toml");
-    create_dir(&plans.join(&escaped), &inv.run_as)?;
-    write_file(
-        &plan_path,
-        render_buildpack_plan(&bp_plan).as_bytes(),
-        &inv.run_as,
-    )?;
+    // A transient input in our private temp dir: no need for an atomic, synced write.
+    let plan_path = plans.join(format!("{escaped}-plan.toml"));
+    fs::write(&plan_path, render_buildpack_plan(&bp_plan)).at("write", &plan_path)?;
+    inv.run_as.give(&plan_path).at("chown", &plan_path)?;
     let bp_layers = inputs.layers.join(&escaped);
     create_dir(&bp_layers, &inv.run_as)?;
 

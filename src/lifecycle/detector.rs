@@ -31,6 +31,8 @@ pub enum DetectorError {
         path: std::path::PathBuf,
         source: std::io::Error,
     },
+    #[error("create scratch dir for detection: {source}")]
+    Scratch { source: std::io::Error },
     #[error("detect: {0}")]
     Detect(DetectError),
     #[error("write detect output: {0}")]
@@ -104,10 +106,8 @@ pub fn run(inputs: &Inputs, log: &Log) -> Result<(), DetectorError> {
     let target = build_target(inputs, log).map_err(DetectorError::Analyzed)?;
     let check = inputs.platform_api.at_least(0, 12).then(|| target.clone());
     let inv = Arc::new(invocation(inputs, target)?);
-    let runner = ProcessDetectRunner {
-        inv: inv.clone(),
-        base: Env::scrubbed(std::env::vars_os()),
-    };
+    let runner = ProcessDetectRunner::new(inv.clone(), Env::scrubbed(std::env::vars_os()))
+        .map_err(|source| DetectorError::Scratch { source })?;
     let mut det = Detector::new(&mut store, &runner, check);
     let result = det.detect(&order);
     let report = std::mem::take(&mut det.report);

@@ -2,11 +2,10 @@
 //! the captured output and plan.
 
 use std::ffi::OsString;
-use std::fs::File;
-use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use super::buildpack_toml::BuildpackDescriptor;
@@ -82,102 +81,113 @@ impl Invocation {
     }
 }
 
-/// Runs `bin/detect` processes for real, each group's pending ones concurrently.
+/// Runs `bin/detect` processes for real: a group's pending buildpacks are all started, then
+/// awaited, so they run concurrently without a thread each. Output goes to a file per
+/// buildpack (stdout and stderr share it, so their order is kept).
 pub struct ProcessDetectRunner {
     pub inv: Arc<Invocation>,
     pub base: Env,
+    /// One private scratch dir per detector run for plans and captured output.
+    scratch: tempfile::TempDir,
+    next: AtomicUsize,
+}
+
+struct Started {
+    child: std::process::Child,
+    plan: PathBuf,
+    out: PathBuf,
 }
 
 impl DetectRunner for ProcessDetectRunner {
     fn run(&self, bps: &[Arc<BuildpackDescriptor>]) -> Vec<DetectRun> {
-        if bps.len() == 1 {
-            return vec![self.detect_one(&bps[0])];
-        }
-        std::thread::scope(|s| {
-            let handles: Vec<_> = bps
-                .iter()
-                .map(|bp| s.spawn(move || self.detect_one(bp)))
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join()
-                        .unwrap_or_else(|_| DetectRun::error("detect thread panicked"))
-                })
-                .collect()
-        })
+        let started: Vec<Result<Started, String>> = bps.iter().map(|bp| self.start(bp)).collect();
+        started
+            .into_iter()
+            .zip(bps)
+            .map(|(s, bp)| match s.and_then(|s| finish(bp, s)) {
+                Ok(run) => run,
+                Err(e) => DetectRun::error(e),
+            })
+            .collect()
     }
 }
 
 impl ProcessDetectRunner {
-    fn detect_one(&self, bp: &BuildpackDescriptor) -> DetectRun {
-        match self.try_detect(bp) {
-            Ok(run) => run,
-            Err(e) => DetectRun::error(e),
-        }
+    pub fn new(inv: Arc<Invocation>, base: Env) -> std::io::Result<Self> {
+        let scratch = tempfile::Builder::new().prefix("cnb-detect-").tempdir()?;
+        inv.run_as.give(scratch.path())?;
+        Ok(Self {
+            inv,
+            base,
+            scratch,
+            next: AtomicUsize::new(0),
+        })
     }
 
-    fn try_detect(&self, bp: &BuildpackDescriptor) -> Result<DetectRun, String> {
-        // A fresh, private, empty plan file per buildpack.
-        let tmp = tempfile::Builder::new()
-            .prefix("cnb-detect-")
-            .tempdir()
-            .map_err(|e| format!("create temp dir for the build plan: {e}"))?;
-        let plan_path = tmp.path().join("plan.toml");
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&plan_path)
-            .map_err(|e| format!("create {}: {e}", plan_path.display()))?;
-        for p in [tmp.path(), plan_path.as_path()] {
-            self.inv
-                .run_as
-                .give(p)
-                .map_err(|e| format!("chown {}: {e}", p.display()))?;
-        }
+    fn start(&self, bp: &BuildpackDescriptor) -> Result<Started, String> {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        let plan = self.scratch.path().join(format!("{n}-plan.toml"));
+        let out = self.scratch.path().join(format!("{n}.out"));
+        let create = |p: &Path| {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(p)
+                .map_err(|e| format!("create {}: {e}", p.display()))
+                .and_then(|f| {
+                    self.inv
+                        .run_as
+                        .give(p)
+                        .map_err(|e| format!("chown {}: {e}", p.display()))?;
+                    Ok(f)
+                })
+        };
+        // A fresh, empty plan file per buildpack.
+        create(&plan)?;
+        let out_file = create(&out)?;
         let env = self
             .inv
-            .env(&self.base, bp, ("CNB_BUILD_PLAN_PATH", &plan_path), None);
+            .env(&self.base, bp, ("CNB_BUILD_PLAN_PATH", &plan), None);
         let mut cmd = self.inv.command(
             bp,
             "detect",
-            &[self.inv.platform.as_path(), plan_path.as_path()],
+            &[self.inv.platform.as_path(), plan.as_path()],
             &env,
         );
-        let (output, status) = run_captured(&mut cmd)
+        let err_file = out_file
+            .try_clone()
+            .map_err(|e| format!("dup {}: {e}", out.display()))?;
+        cmd.stdout(Stdio::from(out_file))
+            .stderr(Stdio::from(err_file));
+        let child = cmd
+            .spawn()
             .map_err(|e| format!("run {}: {e}", bp.dir.join("bin").join("detect").display()))?;
-        let code = status.unwrap_or(-1);
-        let mut run = DetectRun {
-            code,
-            output,
-            ..DetectRun::default()
-        };
-        if code == 0 {
-            let text = std::fs::read_to_string(&plan_path)
-                .map_err(|e| format!("read {}: {e}", plan_path.display()))?;
-            match Contribution::parse(&plan_path, &text) {
-                Ok(p) => run.plan = p,
-                Err(e) => {
-                    run.code = -1;
-                    run.error = Some(format!("invalid build plan: {e}"));
-                }
-            }
-        }
-        Ok(run)
+        Ok(Started { child, plan, out })
     }
 }
 
-/// Runs `cmd` with stdout and stderr captured together, in order, into one string.
-fn run_captured(cmd: &mut Command) -> std::io::Result<(String, Option<i32>)> {
-    let (r, w) = nix::unistd::pipe().map_err(std::io::Error::from)?;
-    let w2 = w.try_clone()?;
-    cmd.stdout(Stdio::from(w)).stderr(Stdio::from(w2));
-    let mut child = cmd.spawn()?;
-    // Drop the command's copies of the write end, or reading never sees EOF.
-    cmd.stdout(Stdio::null()).stderr(Stdio::null());
-    let mut buf = Vec::new();
-    File::from(r).read_to_end(&mut buf)?;
-    let status = child.wait()?;
-    Ok((String::from_utf8_lossy(&buf).into_owned(), status.code()))
+fn finish(bp: &BuildpackDescriptor, mut s: Started) -> Result<DetectRun, String> {
+    let status = s
+        .child
+        .wait()
+        .map_err(|e| format!("wait for {} detect: {e}", bp.key()))?;
+    let output = std::fs::read(&s.out).map_err(|e| format!("read {}: {e}", s.out.display()))?;
+    let mut run = DetectRun {
+        code: status.code().unwrap_or(-1),
+        output: String::from_utf8_lossy(&output).into_owned(),
+        ..DetectRun::default()
+    };
+    if run.code == 0 {
+        let text = std::fs::read_to_string(&s.plan)
+            .map_err(|e| format!("read {}: {e}", s.plan.display()))?;
+        match Contribution::parse(&s.plan, &text) {
+            Ok(p) => run.plan = p,
+            Err(e) => {
+                run.code = -1;
+                run.error = Some(format!("invalid build plan: {e}"));
+            }
+        }
+    }
+    Ok(run)
 }
