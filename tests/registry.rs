@@ -463,3 +463,48 @@ fn bounded_parallel_transfer_copies_many_layers() {
         .collect();
     assert_eq!(got.len(), 1);
 }
+
+#[test]
+fn bearer_token_auth_against_distribution_token_server() {
+    use support::registry::RegistryOpts;
+    use support::token::TokenServer;
+    let tokens = TokenServer::start("robot", "t0ken-pass");
+    let reg = Registry::start(RegistryOpts {
+        token: Some(tokens.auth()),
+        ..Default::default()
+    });
+    let host = reg.host();
+    let tmp = tempfile::tempdir().unwrap();
+    let (layout, _) = sample_layout(tmp.path());
+
+    let mut kc = Keychain::empty();
+    kc.insert(&host, AuthEntry::basic("robot", "t0ken-pass"));
+    let c = client(kc);
+    let m = push(&layout, &Repo::new(c.clone(), &host, "bearer/app"), "v1");
+    assert_eq!(
+        Repo::new(c, &host, "bearer/app")
+            .get_manifest("v1")
+            .unwrap()
+            .digest,
+        m.digest
+    );
+    let asked = tokens.requests();
+    assert!(
+        asked
+            .iter()
+            .any(|q| q.contains("service=buildpod-test-registry") && q.contains("push")),
+        "{asked:?}"
+    );
+
+    // Wrong password: the token server refuses, and the error names the registry and status.
+    let mut kc = Keychain::empty();
+    kc.insert(&host, AuthEntry::basic("robot", "nope"));
+    let err = Repo::new(client(kc), &host, "bearer/app")
+        .get_manifest("v1")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(&host) && err.contains("401") && err.contains("/token"),
+        "{err}"
+    );
+}

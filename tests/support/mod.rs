@@ -16,5 +16,6 @@
 
 pub mod proxy;
 pub mod registry;
+pub mod token;
 pub mod tools;
 pub mod tree;

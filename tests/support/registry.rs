@@ -16,6 +16,18 @@ pub struct RegistryOpts {
     pub htpasswd: Option<(String, String)>,
     /// Serve HTTPS with a server cert for IP 127.0.0.1 signed by a freshly generated CA.
     pub tls: bool,
+    /// Bearer-token auth (distribution's `auth.token`) against a token server.
+    pub token: Option<TokenAuth>,
+}
+
+/// distribution's token-auth settings.
+#[derive(Debug, Clone)]
+pub struct TokenAuth {
+    pub realm: String,
+    pub service: String,
+    pub issuer: String,
+    /// PEM certificate whose key signs the tokens.
+    pub rootcertbundle: PathBuf,
 }
 
 pub struct Registry {
@@ -33,14 +45,14 @@ impl Registry {
     pub fn with_auth(user: &str, pass: &str) -> Registry {
         Registry::start(RegistryOpts {
             htpasswd: Some((user.to_string(), pass.to_string())),
-            tls: false,
+            ..Default::default()
         })
     }
 
     pub fn tls() -> Registry {
         Registry::start(RegistryOpts {
-            htpasswd: None,
             tls: true,
+            ..Default::default()
         })
     }
 
@@ -167,11 +179,12 @@ impl Drop for Registry {
 /// Polls until the registry answers HTTP as expected for its mode.
 fn wait_ready(child: &mut Child, addr: SocketAddr, opts: &RegistryOpts) -> Result<(), String> {
     let deadline = Instant::now() + Duration::from_secs(20);
-    let want = match (&opts.htpasswd, opts.tls) {
+    let authed = opts.htpasswd.is_some() || opts.token.is_some();
+    let want = match (authed, opts.tls) {
         // Go answers plain HTTP on a TLS port with "HTTP/1.0 400 Bad Request": it is serving.
         (_, true) => "HTTP/1.0 400",
-        (Some(_), false) => "HTTP/1.1 401",
-        (None, false) => "HTTP/1.1 200",
+        (true, false) => "HTTP/1.1 401",
+        (false, false) => "HTTP/1.1 200",
     };
     loop {
         if let Ok(Some(status)) = child.try_wait() {
@@ -218,6 +231,15 @@ fn config_yaml(root: &Path, addr: SocketAddr, opts: &RegistryOpts) -> String {
     if opts.tls {
         y.push_str(&format!(
             "  tls: {{certificate: {r}/server.crt, key: {r}/server.key}}\n"
+        ));
+    }
+    if let Some(t) = &opts.token {
+        y.push_str(&format!(
+            "auth:\n  token: {{realm: \"{}\", service: {}, issuer: {}, rootcertbundle: {}}}\n",
+            t.realm,
+            t.service,
+            t.issuer,
+            t.rootcertbundle.display()
         ));
     }
     if opts.htpasswd.is_some() {
