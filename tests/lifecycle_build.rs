@@ -363,3 +363,30 @@ fn layer_types_unmet_and_plan_filtering() {
         r.out
     );
 }
+
+#[test]
+fn execd_programs_stay_in_launch_layers() {
+    let w = World::new();
+    let build = [
+        layer("helper", "launch = true"),
+        "mkdir -p \"$1/helper/exec.d/web\"\n".into(),
+        "printf '#!/bin/sh\\necho A=1 >&3\\n' > \"$1/helper/exec.d/env\"; chmod +x \"$1/helper/exec.d/env\"\n".into(),
+        "printf 'x' > \"$1/helper/exec.d/web/not-exec\"\n".into(),
+    ]
+    .concat();
+    w.bp("X", "1", "0.10", "", &build);
+    w.group(&[("X", "1", "0.10")]);
+    let r = w.builder(&[]);
+    assert_code(&r, 0);
+    assert!(w.exists("layers/X/helper/exec.d/env"));
+    let bad = w.path("layers/X/helper/exec.d/web/not-exec");
+    assert!(
+        r.out.contains(&format!(
+            "Warning: exec.d file {} is not executable",
+            bad.display()
+        )),
+        "{}",
+        r.out
+    );
+    assert!(!r.out.contains("exec.d/env is not"), "{}", r.out);
+}

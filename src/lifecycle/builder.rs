@@ -3,6 +3,7 @@
 
 use std::fs;
 use std::os::fd::AsFd;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
@@ -195,6 +196,11 @@ fn build_one(
     for (name, _) in layers.iter().filter(|(_, l)| l.build) {
         add_layer_env(env, &bp_layers.join(name))?;
     }
+    for (name, _) in layers.iter().filter(|(_, l)| l.launch) {
+        for w in check_execd(&bp_layers.join(name).join("exec.d")) {
+            log.warn(&w);
+        }
+    }
 
     let build_toml = bp_layers.join("build.toml");
     let mut met: Vec<String> = bp_plan.iter().map(|r| r.name.clone()).collect();
@@ -269,6 +275,35 @@ fn process_layers(bp_layers: &Path) -> Result<Vec<(String, LayerToml)>, TomlErro
         out.push((name, l));
     }
     Ok(out)
+}
+
+/// exec.d programs run at launch (before the process, output on fd 3); one that is not
+/// executable would only fail at container start, so say so at build time.
+fn check_execd(dir: &Path) -> Vec<String> {
+    let entries = |d: &Path| -> Vec<(PathBuf, fs::Metadata)> {
+        fs::read_dir(d)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| fs::metadata(e.path()).ok().map(|m| (e.path(), m)))
+            .collect()
+    };
+    let mut files = Vec::new();
+    for (p, m) in entries(dir) {
+        if m.is_dir() {
+            // exec.d/<process-type>/ holds programs for that process only.
+            files.extend(entries(&p).into_iter().filter(|(_, m)| m.is_file()));
+        } else if m.is_file() {
+            files.push((p, m));
+        }
+    }
+    let mut warnings: Vec<String> = files
+        .into_iter()
+        .filter(|(_, m)| m.permissions().mode() & 0o111 == 0)
+        .map(|(p, _)| format!("exec.d file {} is not executable", p.display()))
+        .collect();
+    warnings.sort();
+    warnings
 }
 
 /// A build layer's root dirs, then `env/`, then `env.build/` (unsuffixed files override).

@@ -365,6 +365,24 @@ mod tests {
     }
 
     #[test]
+    fn execd_output_is_flat_strings() {
+        let p = Path::new("fd3");
+        let got = parse_execd_output(p, "A = \"1\"\nB = \"x y\"\n").unwrap();
+        assert_eq!(
+            got,
+            [
+                ("A".to_string(), "1".to_string()),
+                ("B".into(), "x y".into())
+            ]
+        );
+        let e = parse_execd_output(p, "A = 1\n").unwrap_err();
+        assert!(
+            e.to_string().contains("field `A`: expected a string"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn metadata_command_by_platform() {
         let m = BuildMetadata {
             processes: vec![Process {
