@@ -66,7 +66,7 @@ pub fn build_target(inputs: &Inputs, log: &Log) -> Result<RunTarget, TomlError> 
     if inputs.platform_api.at_least(0, 12) {
         match read_analyzed_target(&inputs.analyzed)? {
             Some(a) => t = a,
-            None => log.debug(&format!(
+            None => log.warn(&format!(
                 "no run image target in {}; using the build container's",
                 inputs.analyzed.display()
             )),
