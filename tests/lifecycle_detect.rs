@@ -420,3 +420,39 @@ fn multi_call_by_argv0_and_unknown_phases() {
     let r = w.detector(&["-bogus"]);
     assert_code(&r, 2);
 }
+
+#[test]
+fn every_supported_platform_api_detects_and_builds() {
+    for minor in 7..=14 {
+        let mut w = World::new();
+        w.platform_api = format!("0.{minor}");
+        w.bp(
+            "A",
+            "1",
+            "0.10",
+            "printf '[[provides]]\\nname = \"a\"\\n[[requires]]\\nname = \"a\"\\n' > \"$2\"",
+            "printf '[[processes]]\\ntype = \"web\"\\ncommand = [\"run\", \"x\"]\\ndefault = true\\n' > \"$1/launch.toml\"",
+        );
+        w.order(&[&["A@1"]]);
+        let r = w.detector(&[]);
+        assert_code(&r, 0);
+        assert_eq!(
+            w.read("layers/plan.toml").matches("name = \"a\"").count(),
+            1
+        );
+        let r = w.builder(&[]);
+        assert_code(&r, 0);
+        let meta = w.read("layers/config/metadata.toml");
+        let want = if minor >= 10 {
+            "command = [\"run\", \"x\"]\n"
+        } else {
+            "command = \"run\"\n  args = [\"x\"]\n"
+        };
+        assert!(meta.contains(want), "platform 0.{minor}: {meta}");
+        assert_eq!(
+            w.exists("layers/sbom/launch/sbom.legacy.json"),
+            minor >= 9,
+            "platform 0.{minor}"
+        );
+    }
+}

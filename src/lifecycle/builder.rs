@@ -115,6 +115,7 @@ pub fn run(inputs: &Inputs, log: &Log) -> Result<(), BuilderError> {
     inv.run_as.give(plans.path()).at("chown", plans.path())?;
     let mut store = DirStore::new(inputs.buildpacks.clone());
     let mut env = Env::scrubbed(std::env::vars_os());
+    inv.run_as.adjust_env(&mut env);
     let mut out = Collected::default();
     for g in &group {
         let bp = store

@@ -106,7 +106,9 @@ pub fn run(inputs: &Inputs, log: &Log) -> Result<(), DetectorError> {
     let target = build_target(inputs, log).map_err(DetectorError::Analyzed)?;
     let check = inputs.platform_api.at_least(0, 12).then(|| target.clone());
     let inv = Arc::new(invocation(inputs, target)?);
-    let runner = ProcessDetectRunner::new(inv.clone(), Env::scrubbed(std::env::vars_os()))
+    let mut base = Env::scrubbed(std::env::vars_os());
+    inv.run_as.adjust_env(&mut base);
+    let runner = ProcessDetectRunner::new(inv.clone(), base)
         .map_err(|source| DetectorError::Scratch { source })?;
     let mut det = Detector::new(&mut store, &runner, check);
     let result = det.detect(&order);

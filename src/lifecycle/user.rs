@@ -142,6 +142,26 @@ impl RunAs {
     }
 }
 
+/// The home dir of `uid` in passwd-format `text` (read by hand: no NSS in a static binary).
+pub fn home_for(uid: u32, text: &str) -> Option<String> {
+    text.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.len() >= 7 && f[2].parse() == Ok(uid)).then(|| f[5].to_string())
+    })
+}
+
+impl RunAs {
+    /// Buildpacks dropped to the build user get that user's HOME, not root's (when known).
+    pub fn adjust_env(&self, env: &mut super::env::Env) {
+        if let RunAs::Drop { uid, .. } = self {
+            let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+            if let Some(home) = home_for(*uid, &passwd) {
+                env.set("HOME", home);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -179,6 +199,13 @@ mod tests {
         fn set_no_new_privs(&self) -> io::Result<()> {
             self.push("nnp".into())
         }
+    }
+
+    #[test]
+    fn home_from_passwd() {
+        let text = "root:x:0:0:root:/root:/bin/bash\ncnb:x:1000:1000::/home/cnb:/bin/sh\n";
+        assert_eq!(home_for(1000, text).as_deref(), Some("/home/cnb"));
+        assert_eq!(home_for(7, text), None);
     }
 
     #[test]
