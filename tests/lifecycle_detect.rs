@@ -185,6 +185,7 @@ fn detect_exit_codes_pass_fail_error() {
     w.order(&[&["F@1"]]);
     let r = w.detector(&[]);
     assert_code(&r, 20);
+    assert!(!w.exists("layers/group.toml") && !w.exists("layers/plan.toml"));
     // What each buildpack said is shown when nothing passes.
     assert!(
         r.out
@@ -243,14 +244,17 @@ fn target_mismatch() {
     w.order(&[&["ARM@1?", "A@1"]]);
     let r = w.detector(&[]);
     assert_code(&r, 0);
-    assert!(
-        w.read("layers/group.toml").contains("id = \"A\"")
-            && !w.read("layers/group.toml").contains("ARM")
+    assert_eq!(
+        w.read("layers/group.toml"),
+        "[[group]]\n  id = \"A\"\n  version = \"1\"\n  api = \"0.10\"\n"
     );
+    assert_eq!(w.read("layers/plan.toml"), "");
+    std::fs::remove_file(w.path("layers/group.toml")).unwrap();
     // Required and mismatched: an error.
     w.order(&[&["ARM@1", "A@1"]]);
     let r = w.detector(&[]);
     assert_code(&r, 21);
+    assert!(!w.exists("layers/group.toml"));
     assert!(
         r.out
             .contains("unable to satisfy target os/arch constraints"),
