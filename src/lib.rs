@@ -5,8 +5,13 @@
 
 pub mod cli;
 pub mod digest;
+pub mod export;
 pub mod fsutil;
 pub mod layer;
 pub mod lifecycle;
 pub mod oci;
 pub mod registry;
+pub mod creds;
+pub mod kpack;
+pub mod project_toml;
+pub mod source;
