@@ -203,6 +203,23 @@ impl<W: Write> TarWriter<W> {
         Ok(())
     }
 
+    /// Write a regular file entry from a reader of exactly the file's size.
+    pub fn file_from(&mut self, name: &[u8], mode: u32, f: std::fs::File) -> io::Result<()> {
+        let size = f.metadata()?.len();
+        let (uid, gid) = (self.opts.uid, self.opts.gid);
+        let mut h = self.header(EntryType::Regular, name, mode, uid, gid, size)?;
+        h.set_cksum();
+        let shown = String::from_utf8_lossy(name).into_owned();
+        let mut reader = ExactReader {
+            inner: f.take(size),
+            left: size,
+            path: Path::new(&shown),
+        };
+        self.out.append(&h, &mut reader)?;
+        self.written.insert(name.to_vec());
+        Ok(())
+    }
+
     /// Write a symlink or hardlink entry.
     pub fn link_entry(
         &mut self,

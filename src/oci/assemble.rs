@@ -61,6 +61,34 @@ pub fn push_layer(
     })
 }
 
+/// Stream a layer whose tar is written by `fill` (a complete archive, end blocks included).
+pub fn push_layer_with(
+    store: &dyn BlobStore,
+    compress: &CompressOptions,
+    manifest_type: &str,
+    fill: &(dyn Fn(&mut dyn std::io::Write) -> std::io::Result<()> + Sync),
+) -> Result<StoredLayer, Error> {
+    let info: Mutex<Option<LayerInfo>> = Mutex::new(None);
+    let (digest, size) = store.put_blob_stream(&|sink| {
+        let li = write_layer(compress, sink, |w| fill(w))?;
+        if let Ok(mut slot) = info.lock() {
+            *slot = Some(li);
+        }
+        Ok(())
+    })?;
+    let info = info
+        .into_inner()
+        .ok()
+        .flatten()
+        .ok_or_else(|| Error::Layout("layer producer did not report its digests".into()))?;
+    info.digest.verify(&digest, "layer stored")?;
+    debug_assert_eq!(info.size, size);
+    Ok(StoredLayer {
+        media_type: media::layer_type(manifest_type, compress.compression).to_string(),
+        info,
+    })
+}
+
 /// A layer holding the tree at `src`, named `name` in the archive, with `name`'s parents.
 pub fn push_dir_layer(
     store: &dyn BlobStore,
