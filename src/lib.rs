@@ -4,14 +4,14 @@
 //! can be tested without root or network.
 
 pub mod cli;
+pub mod creds;
 pub mod digest;
 pub mod export;
 pub mod fsutil;
+pub mod kpack;
 pub mod layer;
 pub mod lifecycle;
 pub mod oci;
-pub mod registry;
-pub mod creds;
-pub mod kpack;
 pub mod project_toml;
+pub mod registry;
 pub mod source;
