@@ -12,12 +12,12 @@ fn main() {
                 .map(|n| n.to_string_lossy().into_owned())
         })
         .unwrap_or_default();
-    if matches!(
-        argv0.as_str(),
-        "build-init" | "prepare" | "completion" | "rebase" | "build-waiter"
-    ) {
-        eprintln!("ERROR: {argv0}: not supported yet (kpack build-pod steps arrive with the build-pod issue)");
-        std::process::exit(1);
+    let args: Vec<String> = std::env::args_os()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    if let Some(code) = buildpod::kpack::dispatch(&argv0, &args) {
+        std::process::exit(code);
     }
     std::process::exit(buildpod::cli::run(buildpod::cli::Cli::parse()));
 }

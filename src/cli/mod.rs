@@ -26,6 +26,25 @@ pub enum Command {
     /// Work with layers.
     #[command(subcommand)]
     Layer(image::LayerCommand),
+    /// kpack's build-init step (Go-style flags, as in kpack's pod specs).
+    #[command(alias = "build-init", disable_help_flag = true)]
+    Prepare(KpackStep),
+    /// kpack's completion step.
+    #[command(disable_help_flag = true)]
+    Completion(KpackStep),
+    /// kpack's rebase step.
+    #[command(disable_help_flag = true)]
+    Rebase(KpackStep),
+    /// kpack's build-waiter (sidecar mode).
+    #[command(disable_help_flag = true)]
+    BuildWaiter(KpackStep),
+}
+
+/// The raw arguments of a kpack step, parsed by the step itself with Go's flag rules.
+#[derive(clap::Args, Debug)]
+pub struct KpackStep {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub args: Vec<String>,
 }
 
 /// Set up logging on stderr at `level`.
@@ -42,10 +61,24 @@ pub fn init_logging(level: &str) {
 
 /// Run the CLI; returns the process exit code.
 pub fn run(cli: Cli) -> i32 {
+    let step = match &cli.command {
+        Command::Prepare(a) => Some(("prepare", a)),
+        Command::Completion(a) => Some(("completion", a)),
+        Command::Rebase(a) => Some(("rebase", a)),
+        Command::BuildWaiter(a) => Some(("build-waiter", a)),
+        _ => None,
+    };
+    if let Some((name, a)) = step {
+        return crate::kpack::dispatch(name, &a.args).unwrap_or(1);
+    }
     init_logging(&cli.log_level);
     let result = match cli.command {
         Command::Image(c) => image::run_image(c),
         Command::Layer(c) => image::run_layer(c),
+        Command::Prepare(_)
+        | Command::Completion(_)
+        | Command::Rebase(_)
+        | Command::BuildWaiter(_) => Ok(()),
     };
     match result {
         Ok(()) => 0,

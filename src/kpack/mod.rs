@@ -2,5 +2,17 @@
 //! `build-waiter`, as drop-in replacements with kpack's flags, env, paths, log lines, exit
 //! codes and termination message.
 
+pub mod buildchange;
 pub mod flags;
+pub mod mounts;
 pub mod paths;
+pub mod prepare;
+
+/// Run the step named `name` (argv[0] or subcommand) with `args`; returns the exit code, or
+/// `None` if `name` is not a kpack step.
+pub fn dispatch(name: &str, args: &[String]) -> Option<i32> {
+    Some(match name {
+        "build-init" | "prepare" => prepare::main(args),
+        _ => return None,
+    })
+}

@@ -44,9 +44,12 @@ fn quote(s: &str) -> String {
     o
 }
 
+/// `key = value` pairs of one table.
+type Pairs<'a> = Vec<(&'a str, &'a str)>;
+
 impl ProjectSource {
     pub fn to_toml(&self) -> String {
-        let (ty, meta, version): (&str, Vec<(&str, &str)>, Vec<(&str, &str)>) = match self {
+        let (ty, meta, version): (&str, Pairs<'_>, Pairs<'_>) = match self {
             ProjectSource::Git {
                 repository,
                 revision,
