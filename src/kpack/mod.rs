@@ -3,16 +3,21 @@
 //! codes and termination message.
 
 pub mod buildchange;
+pub mod completion;
+pub mod cosign;
 pub mod flags;
+pub mod metadata;
 pub mod mounts;
 pub mod paths;
 pub mod prepare;
+pub mod report;
 
 /// Run the step named `name` (argv[0] or subcommand) with `args`; returns the exit code, or
 /// `None` if `name` is not a kpack step.
 pub fn dispatch(name: &str, args: &[String]) -> Option<i32> {
     Some(match name {
         "build-init" | "prepare" => prepare::main(args),
+        "completion" => completion::main(args),
         _ => return None,
     })
 }
