@@ -227,7 +227,13 @@ pub fn extract_zip(file: File, target: &Path, strip: usize) -> Result<u64, Sourc
             continue;
         }
         if let Some(parent) = rel.parent().filter(|p| !p.as_os_str().is_empty()) {
-            root.create_dir_all(parent).map_err(|e| io_err(&shown, e))?;
+            // Fails when a parent is a symlink leading out of the target (or not a directory).
+            root.create_dir_all(parent).map_err(|e| {
+                refuse(
+                    &shown,
+                    &format!("its parent leads outside the target or is not a directory ({e})"),
+                )
+            })?;
         }
         remove_existing(&root, &rel).map_err(|e| io_err(&shown, e))?;
         if f.is_symlink() {
