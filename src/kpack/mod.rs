@@ -2,6 +2,7 @@
 //! `build-waiter`, as drop-in replacements with kpack's flags, env, paths, log lines, exit
 //! codes and termination message.
 
+pub mod build_waiter;
 pub mod buildchange;
 pub mod completion;
 pub mod cosign;
@@ -10,6 +11,7 @@ pub mod metadata;
 pub mod mounts;
 pub mod paths;
 pub mod prepare;
+pub mod rebase;
 pub mod report;
 
 /// Run the step named `name` (argv[0] or subcommand) with `args`; returns the exit code, or
@@ -18,6 +20,8 @@ pub fn dispatch(name: &str, args: &[String]) -> Option<i32> {
     Some(match name {
         "build-init" | "prepare" => prepare::main(args),
         "completion" => completion::main(args),
+        "build-waiter" => build_waiter::main(args),
+        "rebase" => rebase::main(args),
         _ => return None,
     })
 }
