@@ -17,6 +17,12 @@ pub mod report;
 /// Run the step named `name` (argv[0] or subcommand) with `args`; returns the exit code, or
 /// `None` if `name` is not a kpack step.
 pub fn dispatch(name: &str, args: &[String]) -> Option<i32> {
+    // git runs this binary as its askpass helper during git sources (see source::git).
+    if std::env::var_os(crate::source::git::ASKPASS_ENV).is_some() {
+        return Some(crate::source::git::askpass(
+            args.first().map_or("", String::as_str),
+        ));
+    }
     Some(match name {
         "build-init" | "prepare" => prepare::main(args),
         "completion" => completion::main(args),
