@@ -34,30 +34,11 @@ pub fn push_layer(
     manifest_type: &str,
     fill: &(dyn Fn(&mut TarWriter<&mut dyn std::io::Write>) -> std::io::Result<()> + Sync),
 ) -> Result<StoredLayer, Error> {
-    let info: Mutex<Option<LayerInfo>> = Mutex::new(None);
-    let (digest, size) = store.put_blob_stream(&|sink| {
-        let li = write_layer(compress, sink, |w| {
-            let mut t = TarWriter::new(w, tar.clone());
-            fill(&mut t)?;
-            t.finish()?;
-            Ok(())
-        })?;
-        if let Ok(mut slot) = info.lock() {
-            *slot = Some(li);
-        }
+    push_layer_with(store, compress, manifest_type, &|w| {
+        let mut t = TarWriter::new(w, tar.clone());
+        fill(&mut t)?;
+        t.finish()?;
         Ok(())
-    })?;
-    let info = info
-        .into_inner()
-        .ok()
-        .flatten()
-        .ok_or_else(|| Error::Layout("layer producer did not report its digests".into()))?;
-    // The store hashed what it received; it must be what the layer writer produced.
-    info.digest.verify(&digest, "layer stored")?;
-    debug_assert_eq!(info.size, size);
-    Ok(StoredLayer {
-        media_type: media::layer_type(manifest_type, compress.compression).to_string(),
-        info,
     })
 }
 

@@ -298,49 +298,13 @@ impl BlobStore for Repo {
         if self.blob_size(d)?.is_some() {
             return Ok(());
         }
-        let mut last = None;
-        let mut delay = self.client.options().backoff;
-        for attempt in 0..=self.client.options().retries {
-            match self.upload_once(d, size, open) {
-                Ok(()) => return Ok(()),
-                Err(Error::Registry(e)) if e.is_transient() => {
-                    tracing::warn!(blob = %d, attempt, error = %e, "upload failed, retrying");
-                    last = Some(*e);
-                    std::thread::sleep(delay);
-                    delay = delay.saturating_mul(2);
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        Err(exhausted(
-            &self.registry,
-            &format!("upload blob {d}"),
-            self.client.options().retries,
-            last,
-        ))
+        self.retry_upload(&format!("upload blob {d}"), || {
+            self.upload_once(d, size, open)
+        })
     }
 
     fn put_blob_stream(&self, produce: &Producer<'_>) -> Result<(Digest, u64), Error> {
-        let mut last = None;
-        let mut delay = self.client.options().backoff;
-        for attempt in 0..=self.client.options().retries {
-            match self.stream_once(produce) {
-                Ok(v) => return Ok(v),
-                Err(Error::Registry(e)) if e.is_transient() => {
-                    tracing::warn!(repo = %self.location(), attempt, error = %e, "upload failed, retrying");
-                    last = Some(*e);
-                    std::thread::sleep(delay);
-                    delay = delay.saturating_mul(2);
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        Err(exhausted(
-            &self.registry,
-            "upload blob",
-            self.client.options().retries,
-            last,
-        ))
+        self.retry_upload("upload blob", || self.stream_once(produce))
     }
 
     fn mount_blob(&self, d: &Digest, from_repo: &str) -> Result<bool, Error> {
@@ -460,6 +424,37 @@ fn exhausted(registry: &str, op: &str, retries: u32, last: Option<RegistryError>
         attempts: retries + 1,
         last: Box::new(last),
     })
+}
+
+impl Repo {
+    /// Run a whole upload session again (new POST, body produced again) on transient failures;
+    /// upload sessions cannot be resumed portably.
+    fn retry_upload<T>(
+        &self,
+        op: &str,
+        mut once: impl FnMut() -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let mut last = None;
+        let mut delay = self.client.options().backoff;
+        for attempt in 0..=self.client.options().retries {
+            match once() {
+                Ok(v) => return Ok(v),
+                Err(Error::Registry(e)) if e.is_transient() => {
+                    tracing::warn!(repo = %self.location(), op, attempt, error = %e, "upload failed, retrying");
+                    last = Some(*e);
+                    std::thread::sleep(delay);
+                    delay = delay.saturating_mul(2);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(exhausted(
+            &self.registry,
+            op,
+            self.client.options().retries,
+            last,
+        ))
+    }
 }
 
 fn header(h: &ureq::http::HeaderMap, name: &str) -> Option<String> {
