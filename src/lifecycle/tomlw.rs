@@ -169,7 +169,8 @@ fn key(k: &str) -> String {
     }
 }
 
-fn quote(s: &str) -> String {
+/// A TOML basic string, escaped as BurntSushi's encoder does.
+pub fn quote(s: &str) -> String {
     let mut o = String::with_capacity(s.len() + 2);
     o.push('"');
     for c in s.chars() {

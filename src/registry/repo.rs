@@ -52,6 +52,24 @@ impl Repo {
         format!("repository:{}:pull,push", self.repository)
     }
 
+    /// Send a request to this repository with pull (or pull+push) scope.
+    fn send(
+        &self,
+        push: bool,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: ReqBody<'_>,
+    ) -> Result<ureq::http::Response<ureq::Body>, RegistryError> {
+        let scope = if push {
+            self.push_scope()
+        } else {
+            self.pull_scope()
+        };
+        self.client
+            .send(&self.registry, &scope, method, path, headers, body)
+    }
+
     fn path(&self, rest: &str) -> String {
         format!("/v2/{}/{rest}", self.repository)
     }
@@ -63,9 +81,8 @@ impl Repo {
     /// POST an upload session; returns its absolute location.
     fn start_upload(&self, query: &str) -> Result<(u16, String), RegistryError> {
         let path = self.path(&format!("blobs/uploads/{query}"));
-        let resp = self.client.send(
-            &self.registry,
-            &self.push_scope(),
+        let resp = self.send(
+            true,
             "POST",
             &path,
             &[("Content-Length", "0")],
@@ -96,14 +113,7 @@ impl Repo {
     /// (what kpack's write check does).
     pub fn check_push(&self) -> Result<(), RegistryError> {
         let (_, loc) = self.start_upload("")?;
-        let _ = self.client.send(
-            &self.registry,
-            &self.push_scope(),
-            "DELETE",
-            &loc,
-            &[],
-            ReqBody::Empty,
-        );
+        let _ = self.send(true, "DELETE", &loc, &[], ReqBody::Empty);
         Ok(())
     }
 
@@ -114,9 +124,8 @@ impl Repo {
     ) -> Result<Option<(Digest, String, u64)>, RegistryError> {
         let path = self.path(&format!("manifests/{reference}"));
         self.client.retry(&self.registry, "HEAD manifest", || {
-            let resp = self.client.send(
-                &self.registry,
-                &self.pull_scope(),
+            let resp = self.send(
+                false,
                 "HEAD",
                 &path,
                 &[("Accept", MANIFEST_ACCEPT)],
@@ -149,9 +158,8 @@ impl Repo {
         let (_, loc) = self.start_upload("")?;
         let url = with_digest(&loc, d);
         let reader = open()?;
-        let resp = self.client.send(
-            &self.registry,
-            &self.push_scope(),
+        let resp = self.send(
+            true,
             "PUT",
             &url,
             &[("Content-Type", "application/octet-stream")],
@@ -174,9 +182,8 @@ impl Repo {
                 w.finish()?;
                 Ok((d, n))
             });
-            let sent = self.client.send(
-                &self.registry,
-                &self.push_scope(),
+            let sent = self.send(
+                true,
                 "PATCH",
                 &loc,
                 &[("Content-Type", "application/octet-stream")],
@@ -213,9 +220,8 @@ impl Repo {
         };
         drop(resp);
         let url = with_digest(&next, &d);
-        let resp = self.client.send(
-            &self.registry,
-            &self.push_scope(),
+        let resp = self.send(
+            true,
             "PUT",
             &url,
             &[("Content-Length", "0")],
@@ -241,14 +247,7 @@ impl BlobStore for Repo {
         let path = self.path(&format!("blobs/{d}"));
         self.client
             .retry(&self.registry, "HEAD blob", || {
-                let resp = self.client.send(
-                    &self.registry,
-                    &self.pull_scope(),
-                    "HEAD",
-                    &path,
-                    &[],
-                    ReqBody::Empty,
-                )?;
+                let resp = self.send(false, "HEAD", &path, &[], ReqBody::Empty)?;
                 match resp.status().as_u16() {
                     200 => Ok(Some(
                         header(resp.headers(), "content-length")
@@ -265,14 +264,7 @@ impl BlobStore for Repo {
     fn open_blob(&self, d: &Digest, size: Option<u64>) -> Result<Box<dyn Read + Send + '_>, Error> {
         let path = self.path(&format!("blobs/{d}"));
         let resp = self.client.retry(&self.registry, "GET blob", || {
-            let resp = self.client.send(
-                &self.registry,
-                &self.pull_scope(),
-                "GET",
-                &path,
-                &[],
-                ReqBody::Empty,
-            )?;
+            let resp = self.send(false, "GET", &path, &[], ReqBody::Empty)?;
             match resp.status().as_u16() {
                 200 => Ok(resp),
                 404 => Err(RegistryError::NotFound {
@@ -317,23 +309,15 @@ impl BlobStore for Repo {
             return Ok(true);
         }
         // 202: the registry opened an upload instead; cancel it, the caller uploads.
-        let _ = self.client.send(
-            &self.registry,
-            &self.push_scope(),
-            "DELETE",
-            &loc,
-            &[],
-            ReqBody::Empty,
-        );
+        let _ = self.send(true, "DELETE", &loc, &[], ReqBody::Empty);
         Ok(false)
     }
 
     fn get_manifest(&self, reference: &str) -> Result<RawManifest, Error> {
         let path = self.path(&format!("manifests/{reference}"));
         let (bytes, ct) = self.client.retry(&self.registry, "GET manifest", || {
-            let resp = self.client.send(
-                &self.registry,
-                &self.pull_scope(),
+            let resp = self.send(
+                false,
                 "GET",
                 &path,
                 &[("Accept", MANIFEST_ACCEPT)],
@@ -385,9 +369,8 @@ impl BlobStore for Repo {
         for r in refs {
             let path = self.path(&format!("manifests/{r}"));
             self.client.retry(&self.registry, "PUT manifest", || {
-                let resp = self.client.send(
-                    &self.registry,
-                    &self.push_scope(),
+                let resp = self.send(
+                    true,
                     "PUT",
                     &path,
                     &[("Content-Type", m.media_type.as_str())],

@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use crate::fsutil::{write_atomic, PathError};
+use crate::lifecycle::tomlw::quote;
 
 /// The three source kinds kpack reports.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -21,27 +22,6 @@ pub enum ProjectSource {
         image: String,
         digest: String,
     },
-}
-
-/// TOML basic string quoting (what BurntSushi's encoder emits for these values).
-fn quote(s: &str) -> String {
-    let mut o = String::with_capacity(s.len() + 2);
-    o.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => o.push_str("\\\""),
-            '\\' => o.push_str("\\\\"),
-            '\n' => o.push_str("\\n"),
-            '\t' => o.push_str("\\t"),
-            '\r' => o.push_str("\\r"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                o.push_str(&format!("\\u{:04X}", c as u32))
-            }
-            c => o.push(c),
-        }
-    }
-    o.push('"');
-    o
 }
 
 /// `key = value` pairs of one table.
