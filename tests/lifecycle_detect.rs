@@ -410,12 +410,12 @@ fn multi_call_by_argv0_and_unknown_phases() {
 
     let r = World::run_cmd({
         let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_lifecycle"));
-        c.arg("exporter").env("CNB_PLATFORM_API", "0.12");
+        c.arg("extender").env("CNB_PLATFORM_API", "0.12");
         c
     });
     assert_code(&r, 1);
     assert!(
-        r.out.contains("exporter phase is not supported yet"),
+        r.out.contains("extender phase is not supported yet"),
         "{}",
         r.out
     );

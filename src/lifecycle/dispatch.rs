@@ -5,11 +5,6 @@ use super::cli::{self, CliError, Parsed, Phase};
 use super::log::{Level, Log};
 use super::{builder, detector, exitcode};
 
-/// Phases of a full lifecycle that this binary does not implement yet.
-const NOT_YET: &[&str] = &[
-    "analyzer", "restorer", "exporter", "creator", "rebaser", "extender",
-];
-
 fn phase_for(name: &str) -> Option<&'static str> {
     Some(match name {
         "detector" | "detect" => "detector",
@@ -25,7 +20,7 @@ fn phase_for(name: &str) -> Option<&'static str> {
 }
 
 fn usage() -> String {
-    "usage: lifecycle <detector|builder> [flags] (or invoke through a detector/builder symlink)"
+    "usage: lifecycle <analyzer|detector|restorer|builder|exporter|creator|rebaser> [flags] (or invoke through a phase symlink)"
         .to_string()
 }
 
@@ -57,10 +52,14 @@ pub fn main(args: &[String], env: &dyn Fn(&str) -> Option<String>) -> i32 {
         },
     };
     let phase = match phase {
+        "analyzer" => Phase::Analyzer,
         "detector" => Phase::Detector,
+        "restorer" => Phase::Restorer,
         "builder" => Phase::Builder,
+        "exporter" => Phase::Exporter,
+        "creator" => Phase::Creator,
+        "rebaser" => Phase::Rebaser,
         other => {
-            debug_assert!(NOT_YET.contains(&other));
             println!("ERROR: the {other} phase is not supported yet by this lifecycle");
             return exitcode::FAILED;
         }
@@ -93,6 +92,13 @@ fn run_phase(phase: Phase, args: &[String], env: &dyn Fn(&str) -> Option<String>
     let result = match phase {
         Phase::Detector => detector::run(&inputs, &log).map_err(|e| (e.to_string(), e.exit_code())),
         Phase::Builder => builder::run(&inputs, &log).map_err(|e| (e.to_string(), e.exit_code())),
+        other => Err((
+            format!(
+                "the {} phase is not supported yet by this lifecycle",
+                other.name()
+            ),
+            exitcode::FAILED,
+        )),
     };
     match result {
         Ok(()) => 0,
@@ -105,7 +111,12 @@ fn run_phase(phase: Phase, args: &[String], env: &dyn Fn(&str) -> Option<String>
 
 fn phase_verb(p: Phase) -> &'static str {
     match p {
+        Phase::Analyzer => "analyze",
         Phase::Detector => "detect",
+        Phase::Restorer => "restore",
         Phase::Builder => "build",
+        Phase::Exporter => "export",
+        Phase::Creator => "create",
+        Phase::Rebaser => "rebase",
     }
 }

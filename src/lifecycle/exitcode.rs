@@ -15,6 +15,14 @@ pub const BUILD_FAILED_WITH_ERRORS: i32 = 51;
 /// Any other build error (bad launch.toml, SBOM validation, ...).
 pub const BUILD_ERROR: i32 = 52;
 
+pub const ANALYZE_ERROR: i32 = 32;
+pub const RESTORE_ERROR: i32 = 42;
+/// Image export failed (a failed cache export only warns).
+pub const EXPORT_ERROR: i32 = 62;
+pub const REBASE_ERROR: i32 = 72;
+/// Launcher failure before the process is exec'd.
+pub const LAUNCH_ERROR: i32 = 82;
+
 /// `bin/detect` results.
 pub const DETECT_PASS: i32 = 0;
 pub const DETECT_FAIL: i32 = 100;
