@@ -419,3 +419,140 @@ fn missing_metadata_for_a_metadata_only_layer_is_an_error() {
         "no manifest may be written"
     );
 }
+
+/// Entry names (in order) and symlink targets of one gzip layer of `acme/app`.
+fn layer_entries(e: &Env, digest: &str) -> Vec<(String, String)> {
+    let app = Repo::new(e.client.clone(), &e.proxy.host(), "acme/app");
+    let blob = app.read_blob(&digest.parse().unwrap(), None).unwrap();
+    let mut a = tar::Archive::new(flate2::read::GzDecoder::new(&blob[..]));
+    a.entries()
+        .unwrap()
+        .map(|en| {
+            let en = en.unwrap();
+            let name = String::from_utf8(en.path_bytes().to_vec()).unwrap();
+            let link = en
+                .link_name_bytes()
+                .map(|l| String::from_utf8(l.to_vec()).unwrap())
+                .unwrap_or_default();
+            (name, link)
+        })
+        .collect()
+}
+
+#[test]
+fn app_slices_become_layers_sorted_by_full_path_and_are_reused() {
+    let e = env();
+    let f = fixture();
+    write(&f.app().join("static/css/site.css"), "body{}\n");
+    write(&f.app().join("static-x"), "dash sorts before slash\n");
+    let meta = f.layers().join("config/metadata.toml");
+    let mut text = fs::read_to_string(&meta).unwrap();
+    text.push_str("\n[[slices]]\npaths = [\"static/*\"]\n\n[[slices]]\npaths = [\"missing/*\"]\n");
+    fs::write(&meta, text).unwrap();
+    let o = options(&f, analyzed_first(&e), &["sliced"]);
+    let report = run_export(&e, &f, &o, None);
+    assert_eq!(
+        &report.added[3..6],
+        ["slice-1", "slice-2", "slice-3"],
+        "{report:?}"
+    );
+    let (cfg, layers) = config_of(&e, "sliced");
+    let app = f.app().to_str().unwrap().to_string();
+    let names = |i: usize| -> Vec<String> {
+        layer_entries(&e, &layers[i])
+            .into_iter()
+            .map(|(n, _)| n)
+            .filter(|n| n.starts_with(&app))
+            .collect()
+    };
+    assert_eq!(
+        names(4),
+        [
+            app.clone(),
+            format!("{app}/static"),
+            format!("{app}/static/css"),
+            format!("{app}/static/css/site.css"),
+        ]
+    );
+    let diff_ids: Vec<String> = cfg
+        .diff_ids()
+        .unwrap()
+        .iter()
+        .map(|d| d.to_string())
+        .collect();
+    assert_eq!(
+        diff_ids[5], "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef",
+        "an empty slice is a tar of the end-of-archive blocks"
+    );
+    assert_eq!(
+        names(6),
+        [
+            app.clone(),
+            format!("{app}/index.html"),
+            format!("{app}/src"),
+            format!("{app}/src/app.sh"),
+            format!("{app}/static-x"),
+        ],
+        "remainder sorted by full path; the fully sliced static/ is not repeated"
+    );
+    let history: Vec<String> = cfg
+        .inner()
+        .history()
+        .clone()
+        .unwrap()
+        .iter()
+        .map(|h| h.created_by().clone().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        &history[4..7],
+        [
+            "Application Slice: 1",
+            "Application Slice: 2",
+            "Application Slice: 3"
+        ]
+    );
+    let meta: LayersMetadata =
+        serde_json::from_str(&cfg.label("io.buildpacks.lifecycle.metadata").unwrap()).unwrap();
+    let app_shas: Vec<&str> = meta.app.iter().map(|a| a.sha.as_str()).collect();
+    assert_eq!(app_shas, &diff_ids[4..7]);
+
+    // Rebuild with the remainder changed: the slices are reused, one blob goes up.
+    fs::write(f.app().join("index.html"), "<h1>v2</h1>\n").unwrap();
+    let mut a = analyzed_first(&e);
+    a.metadata = meta;
+    a.image = Some(buildpod::export::inputs::ImageRef {
+        reference: "sliced".into(),
+    });
+    e.proxy.clear();
+    let r = run_export(&e, &f, &options(&f, a, &["sliced2"]), Some("sliced"));
+    assert_eq!(r.added, vec!["slice-3"], "{r:?}");
+    assert_eq!(e.proxy.count("PATCH", "/blobs/uploads/"), 1);
+}
+
+#[test]
+fn symlinks_out_of_the_layers_dir_are_exported_as_symlinks() {
+    let e = env();
+    let f = fixture();
+    let secret = f.root.join("outside-secret");
+    fs::write(&secret, "must not be exported\n").unwrap();
+    std::os::unix::fs::symlink(&secret, f.layers().join("acme_two/bin/bin/escape")).unwrap();
+    std::os::unix::fs::symlink("/etc", f.app().join("etc-link")).unwrap();
+    run_export(&e, &f, &options(&f, analyzed_first(&e), &["links"]), None);
+    let (_, layers) = config_of(&e, "links");
+    let bin = layer_entries(&e, &layers[2]);
+    let esc = bin
+        .iter()
+        .find(|(n, _)| n.ends_with("/bin/escape"))
+        .expect("symlink entry");
+    assert_eq!(esc.1, secret.to_str().unwrap());
+    let app = layer_entries(&e, &layers[4]);
+    assert!(app
+        .iter()
+        .any(|(n, l)| n.ends_with("/etc-link") && l == "/etc"));
+    assert!(
+        !app.iter()
+            .chain(bin.iter())
+            .any(|(n, _)| n.contains("passwd") || n.ends_with("outside-secret")),
+        "a symlink was followed"
+    );
+}

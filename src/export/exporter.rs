@@ -8,9 +8,10 @@ use std::sync::Mutex;
 
 use oci_spec::image::Descriptor;
 
-use super::inputs::{buildpack_layers, Analyzed, ConfigMetadata, RunToml};
+use super::inputs::{buildpack_layers, Analyzed, ConfigMetadata, RunImageEntry, RunToml};
 use super::labels::*;
 use super::layers::{Planned, Source};
+use super::slices::{split, Tree};
 use super::ExportError;
 use crate::digest::Digest;
 use crate::layer::{write_layer, CompressOptions, Compression};
@@ -210,13 +211,7 @@ pub fn export(
         image: String::new(),
         mirrors: Vec::new(),
     };
-    let run_entry = opts
-        .run
-        .images
-        .first()
-        .cloned()
-        .or_else(|| opts.run.run_image.clone())
-        .unwrap_or_default();
+    let run_entry = run_image_for_export(opts);
     if opts.platform_api >= (0, 12) {
         meta.run_image.image = run_entry.image.clone();
         meta.run_image.mirrors = run_entry.mirrors.clone();
@@ -231,6 +226,36 @@ pub fn export(
     report.manifest_size = m.bytes.len() as u64;
     report.digest = m.digest;
     Ok(report)
+}
+
+/// `runImage.image`/`mirrors`: the run.toml entry naming the analyzed run image (ignoring
+/// digests), else the first entry (`lc:platform/run_image.go GetRunImageForExport`).
+fn run_image_for_export(opts: &ExportOptions) -> RunImageEntry {
+    let strip = |s: &str| s.split('@').next().unwrap_or(s).to_string();
+    let analyzed = opts
+        .analyzed
+        .run_image
+        .as_ref()
+        .map(|r| {
+            strip(if r.image.is_empty() {
+                &r.reference
+            } else {
+                &r.image
+            })
+        })
+        .unwrap_or_default();
+    let named = |e: &&RunImageEntry| {
+        !analyzed.is_empty()
+            && (strip(&e.image) == analyzed || e.mirrors.iter().any(|m| strip(m) == analyzed))
+    };
+    opts.run
+        .images
+        .iter()
+        .find(named)
+        .or(opts.run.images.first())
+        .cloned()
+        .or_else(|| opts.run.run_image.clone())
+        .unwrap_or_default()
 }
 
 fn previous_layers(p: &ImageSource<'_>) -> Result<HashMap<Digest, Descriptor>, crate::oci::Error> {
@@ -270,11 +295,14 @@ fn plan(opts: &ExportOptions) -> Result<Vec<Planned>, ExportError> {
     let prev = &opts.analyzed.metadata;
     let mut out = Vec::new();
     let planned =
-        |id: String, created_by: String, source: Source, previous_sha: Option<String>| Planned {
+        |id: String, created_by: String, source: Source, previous_shas: Vec<String>| Planned {
             id,
             created_by,
             source,
-            previous_sha,
+            previous_shas: previous_shas
+                .into_iter()
+                .filter(|s| !s.is_empty())
+                .collect(),
             uid: opts.uid,
             gid: opts.gid,
         };
@@ -293,6 +321,7 @@ fn plan(opts: &ExportOptions) -> Result<Vec<Planned>, ExportError> {
                 None => Source::MetadataOnly,
             };
             let sha = prev.layer_sha(&bp.id, &l.name).map(str::to_string);
+            let sha = sha.into_iter().collect();
             out.push(planned(
                 id,
                 format!(
@@ -306,7 +335,7 @@ fn plan(opts: &ExportOptions) -> Result<Vec<Planned>, ExportError> {
     }
     let sbom = opts.layers_dir.join("sbom/launch");
     if sbom.is_dir() {
-        let sha = prev.sbom.as_ref().map(|s| s.sha.clone());
+        let sha = prev.sbom.iter().map(|s| s.sha.clone()).collect();
         out.push(planned(
             "buildpacksio/lifecycle:launch.sbom".into(),
             "Software Bill-of-Materials".into(),
@@ -314,31 +343,47 @@ fn plan(opts: &ExportOptions) -> Result<Vec<Planned>, ExportError> {
             sha,
         ));
     }
-    if !opts.config.slices.is_empty() {
-        // Refuse rather than silently put everything in one layer.
-        return Err(ExportError::Layer {
-            layer: "app".into(),
-            message: "application slices are not supported yet by this exporter".into(),
-        });
+    let globs: Vec<Vec<String>> = opts.config.slices.iter().map(|s| s.paths.clone()).collect();
+    let tree = Tree::walk(&opts.app_dir).map_err(|e| ExportError::Input {
+        path: opts.app_dir.clone(),
+        message: e.to_string(),
+    })?;
+    let parts = split(&tree, &globs).map_err(|e| ExportError::Layer {
+        layer: "app".into(),
+        message: e.to_string(),
+    })?;
+    let app_shas: Vec<String> = prev.app.iter().map(|a| a.sha.clone()).collect();
+    let n = parts.len();
+    for (i, part) in parts.into_iter().enumerate() {
+        let (id, created_by) = if n == 1 {
+            ("app".to_string(), "Application Layer".to_string())
+        } else {
+            (
+                format!("slice-{}", i + 1),
+                format!("Application Slice: {}", i + 1),
+            )
+        };
+        out.push(planned(
+            id,
+            created_by,
+            Source::AppSlice {
+                app: opts.app_dir.clone(),
+                paths: part.paths,
+            },
+            app_shas.clone(),
+        ));
     }
-    let app_sha = prev.app.first().map(|a| a.sha.clone());
-    out.push(planned(
-        "app".into(),
-        "Application Layer".into(),
-        Source::App(opts.app_dir.clone()),
-        app_sha,
-    ));
     out.push(planned(
         "buildpacksio/lifecycle:launcher".into(),
         "Buildpacks Application Launcher".into(),
         Source::Launcher(opts.launcher.clone()),
-        Some(prev.launcher.sha.clone()),
+        vec![prev.launcher.sha.clone()],
     ));
     out.push(planned(
         "buildpacksio/lifecycle:config".into(),
         "Buildpacks Launcher Config".into(),
         Source::Dir(opts.layers_dir.join("config")),
-        Some(prev.config.sha.clone()),
+        vec![prev.config.sha.clone()],
     ));
     let mut types: Vec<String> = opts
         .config
@@ -352,13 +397,8 @@ fn plan(opts: &ExportOptions) -> Result<Vec<Planned>, ExportError> {
             "buildpacksio/lifecycle:process-types".into(),
             "Buildpacks Process Types".into(),
             Source::ProcessTypes(types),
-            Some(prev.process_types.sha.clone()),
+            vec![prev.process_types.sha.clone()],
         ));
-    }
-    for p in &mut out {
-        if p.previous_sha.as_deref() == Some("") {
-            p.previous_sha = None;
-        }
     }
     Ok(out)
 }
@@ -397,8 +437,8 @@ fn produce(
     };
     if let Source::MetadataOnly = p.source {
         let sha = p
-            .previous_sha
-            .as_deref()
+            .previous_shas
+            .first()
             .ok_or_else(|| lerr("cannot reuse: previous image has no metadata for layer".into()))?;
         let d: Digest = sha
             .parse()
@@ -406,7 +446,7 @@ fn produce(
         return reuse(d)?
             .ok_or_else(|| lerr(format!("cannot reuse: previous image has no layer {sha}")));
     }
-    if p.previous_sha.is_some() && !prev_layers.is_empty() {
+    if !p.previous_shas.is_empty() && !prev_layers.is_empty() {
         // Hash only (no compression) to learn whether the layer changed.
         let none = CompressOptions {
             compression: Compression::None,
@@ -414,7 +454,8 @@ fn produce(
         };
         let info = write_layer(&none, &mut io::sink(), |w| p.write(w).map(|_| ()))
             .map_err(|e| lerr(e.to_string()))?;
-        if p.previous_sha.as_deref() == Some(info.diff_id.to_string().as_str()) {
+        let diff_id = info.diff_id.to_string();
+        if p.previous_shas.contains(&diff_id) {
             if let Some(done) = reuse(info.diff_id)? {
                 return Ok(done);
             }
@@ -432,6 +473,7 @@ fn record_sha(meta: &mut LayersMetadata, opts: &ExportOptions, p: &Planned, diff
     let sha = ShaRef::new(diff_id);
     match p.id.as_str() {
         "app" => meta.app.push(sha),
+        id if id.starts_with("slice-") && !id.contains(':') => meta.app.push(sha),
         "buildpacksio/lifecycle:launcher" => meta.launcher = sha,
         "buildpacksio/lifecycle:config" => meta.config = sha,
         "buildpacksio/lifecycle:process-types" => meta.process_types = sha,

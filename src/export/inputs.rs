@@ -18,12 +18,26 @@ use crate::lifecycle::order::GroupEntry;
 pub struct ConfigMetadata {
     #[serde(rename = "buildpack-default-process-type", default)]
     pub default_process_type: String,
+    /// The group that built the app, in order (the launcher needs each one's `api`).
+    #[serde(default)]
+    pub buildpacks: Vec<BuildpackToml>,
     #[serde(default)]
     pub processes: Vec<ProcessToml>,
     #[serde(default)]
     pub labels: Vec<LabelToml>,
     #[serde(default)]
     pub slices: Vec<SliceToml>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct BuildpackToml {
+    pub id: String,
+    #[serde(default)]
+    pub version: String,
+    #[serde(default)]
+    pub api: String,
+    #[serde(default)]
+    pub homepage: String,
 }
 
 #[derive(Clone, Debug, Deserialize)]

@@ -15,8 +15,9 @@ pub enum Source {
     Dir(PathBuf),
     /// A launch layer the buildpack kept only as metadata: reused from the previous image.
     MetadataOnly,
-    /// The application directory.
-    App(PathBuf),
+    /// Part of the application directory: paths relative to it, in tar order (see `slices`).
+    /// Empty: a layer of just the end-of-archive blocks, as the CNB exporter writes.
+    AppSlice { app: PathBuf, paths: Vec<String> },
     /// `/cnb/lifecycle/launcher` from this file.
     Launcher(PathBuf),
     /// `/cnb/process/<type>` symlinks to the launcher.
@@ -30,8 +31,9 @@ pub struct Planned {
     pub id: String,
     pub created_by: String,
     pub source: Source,
-    /// The previous image's diffID for this layer, if it had one.
-    pub previous_sha: Option<String>,
+    /// DiffIDs the previous image recorded for this layer (any of them is reused; app layers
+    /// match any previous app slice).
+    pub previous_shas: Vec<String>,
     /// Owner of the entries below the layer directory.
     pub uid: u64,
     pub gid: u64,
@@ -43,10 +45,29 @@ impl Planned {
         let opts = |uid, gid| TarOptions {
             uid,
             gid,
+            // The CNB exporter writes hard links as independent files.
+            keep_hardlinks: false,
             ..Default::default()
         };
         match &self.source {
-            Source::Dir(dir) | Source::App(dir) => {
+            Source::AppSlice { app, paths } => {
+                let mut t = TarWriter::new(w, opts(self.uid, self.gid));
+                if paths.is_empty() {
+                    return t.finish();
+                }
+                let name = abs_name(app)?;
+                t.append_parents(&name, true)?;
+                for rel in paths {
+                    let entry = if rel.is_empty() {
+                        name.clone()
+                    } else {
+                        format!("{name}/{rel}")
+                    };
+                    t.append_entry(&super::slices::disk_path(app, rel), entry.as_bytes())?;
+                }
+                t.finish()
+            }
+            Source::Dir(dir) => {
                 let name = abs_name(dir)?;
                 let mut t = TarWriter::new(w, opts(self.uid, self.gid));
                 t.append_parents(&name, true)?;

@@ -100,6 +100,12 @@ impl<W: Write> TarWriter<W> {
         Ok(())
     }
 
+    /// Write one path (not what is below it) as `name`: a directory, file, symlink or node.
+    pub fn append_entry(&mut self, src: &Path, name: &[u8]) -> io::Result<()> {
+        let meta = fs::symlink_metadata(src).map_err(|e| path_err("stat", src, e))?;
+        self.append_path(src, name, &meta)
+    }
+
     fn walk(&mut self, dir: &Path, name: &[u8]) -> io::Result<()> {
         let mut children: Vec<_> = fs::read_dir(dir)
             .map_err(|e| path_err("read directory", dir, e))?
