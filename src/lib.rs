@@ -4,6 +4,7 @@
 //! can be tested without root or network.
 
 pub mod cli;
+pub mod clusterlifecycle;
 pub mod creds;
 pub mod digest;
 pub mod export;
