@@ -10,6 +10,7 @@ pub mod digest;
 pub mod export;
 pub mod fsutil;
 pub mod kpack;
+pub mod launcher;
 pub mod layer;
 pub mod lifecycle;
 pub mod oci;

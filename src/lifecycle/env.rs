@@ -35,6 +35,20 @@ pub const POSIX_PATH_VARS: &[&str] = &[
     "PKG_CONFIG_PATH",
 ];
 
+/// Layer subdirs and the path variables each one is prepended to.
+pub type RootDirs = [(&'static str, &'static [&'static str])];
+
+/// Build layers (`lc:env/build.go`).
+pub const BUILD_ROOT_DIRS: &RootDirs = &[
+    ("bin", &["PATH"]),
+    ("lib", &["LD_LIBRARY_PATH", "LIBRARY_PATH"]),
+    ("include", &["CPATH"]),
+    ("pkgconfig", &["PKG_CONFIG_PATH"]),
+];
+
+/// At launch only `bin` and `lib` count (`lc:env/launch.go`).
+pub const LAUNCH_ROOT_DIRS: &RootDirs = &[("bin", &["PATH"]), ("lib", &["LD_LIBRARY_PATH"])];
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
     Override,
@@ -112,15 +126,14 @@ impl Env {
     /// Adds a build layer's `bin`, `lib`, `include` and `pkgconfig` dirs (those in `existing`).
     /// Every step prepends, so later layers end up first, as in the reference lifecycle.
     pub fn add_root_dir(&mut self, layer: &Path, existing: &[&str]) {
-        let map: [(&str, &[&str]); 4] = [
-            ("bin", &["PATH"]),
-            ("lib", &["LD_LIBRARY_PATH", "LIBRARY_PATH"]),
-            ("include", &["CPATH"]),
-            ("pkgconfig", &["PKG_CONFIG_PATH"]),
-        ];
+        self.add_root_dir_with(layer, existing, BUILD_ROOT_DIRS);
+    }
+
+    /// [`Env::add_root_dir`] with another map of layer subdirs to path variables.
+    pub fn add_root_dir_with(&mut self, layer: &Path, existing: &[&str], map: &RootDirs) {
         for (sub, vars) in map {
-            if existing.contains(&sub) {
-                for var in vars {
+            if existing.contains(sub) {
+                for var in *vars {
                     self.prepend_path(var, &layer.join(sub));
                 }
             }
