@@ -62,6 +62,8 @@ pub struct ExportReport {
     pub reused: Vec<String>,
     /// Layer ids added (compressed and uploaded).
     pub added: Vec<String>,
+    /// Every appended layer in image order, and whether it was reused.
+    pub layers: Vec<(String, bool)>,
     pub base: CopyStats,
 }
 
@@ -167,6 +169,7 @@ pub fn export(
         tags: opts.tags.clone(),
         reused: Vec::new(),
         added: Vec::new(),
+        layers: Vec::new(),
         base,
     };
     let mut descs: Vec<Descriptor> = run_im.layers().to_vec();
@@ -186,6 +189,7 @@ pub fn export(
             tracing::info!("Adding layer '{}'", p.id);
             report.added.push(p.id.clone());
         }
+        report.layers.push((p.id.clone(), done.reused));
         record_sha(&mut meta, opts, p, &done.diff_id);
         config
             .inner_mut()

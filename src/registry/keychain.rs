@@ -188,6 +188,40 @@ impl Keychain {
         Self::from_file(&path)
     }
 
+    /// `CNB_REGISTRY_AUTH`: `{"<registry>": "<Authorization header value>"}` with `Basic …`,
+    /// `Bearer …` or `X-Identity …` values (the CNB lifecycle's first credential source).
+    pub fn from_cnb_registry_auth(json: &str) -> Result<Self, RegistryError> {
+        let bad = |m: String| RegistryError::Config(format!("CNB_REGISTRY_AUTH: {m}"));
+        let map: BTreeMap<String, String> = serde_json::from_str(json)
+            .map_err(|e| bad(format!("not a JSON object of strings: {e}")))?;
+        let mut k = Self::empty();
+        for (registry, header) in map {
+            let (scheme, value) = header.split_once(' ').unwrap_or((header.as_str(), ""));
+            let value = value.trim().to_string();
+            let entry = match scheme {
+                "Basic" => AuthEntry {
+                    auth: Some(value),
+                    ..Default::default()
+                },
+                "Bearer" => AuthEntry {
+                    registrytoken: Some(value),
+                    ..Default::default()
+                },
+                "X-Identity" => AuthEntry {
+                    identitytoken: Some(value),
+                    ..Default::default()
+                },
+                other => {
+                    return Err(bad(format!(
+                        "registry {registry:?}: unsupported authorization scheme {other:?} (want Basic, Bearer or X-Identity)"
+                    )))
+                }
+            };
+            k.insert(&registry, entry);
+        }
+        Ok(k)
+    }
+
     pub fn insert(&mut self, key: &str, entry: AuthEntry) {
         self.auths.insert(key.to_string(), entry);
     }
@@ -271,6 +305,32 @@ mod tests {
             k.insert(key, AuthEntry::basic("u", key));
         }
         k
+    }
+
+    #[test]
+    fn cnb_registry_auth_header_values() {
+        let k = Keychain::from_cnb_registry_auth(
+            r#"{"a.io": "Basic dTpw", "b.io": "Bearer tok", "c.io": "X-Identity id"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            k.resolve("a.io").unwrap(),
+            Credential::Basic {
+                username: "u".into(),
+                password: "p".into()
+            }
+        );
+        assert_eq!(
+            k.resolve("b.io").unwrap(),
+            Credential::RegistryToken("tok".into())
+        );
+        assert_eq!(
+            k.resolve("c.io").unwrap(),
+            Credential::IdentityToken("id".into())
+        );
+        let e = Keychain::from_cnb_registry_auth(r#"{"a.io": "Digest x"}"#).unwrap_err();
+        assert!(e.to_string().contains("CNB_REGISTRY_AUTH") && e.to_string().contains("a.io"));
+        assert!(Keychain::from_cnb_registry_auth("[").is_err());
     }
 
     // Ported from kpack's dockercreds match_test: which config keys match which registries.
