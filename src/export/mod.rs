@@ -7,6 +7,7 @@ pub mod exporter;
 pub mod inputs;
 pub mod labels;
 pub mod layers;
+pub mod rebase;
 pub mod report;
 pub mod slices;
 

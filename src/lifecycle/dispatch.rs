@@ -3,7 +3,7 @@
 
 use super::cli::{self, CliError, Parsed, Phase};
 use super::log::{Level, Log};
-use super::{builder, detector, exitcode, exporter};
+use super::{builder, detector, exitcode, exporter, rebaser};
 
 fn phase_for(name: &str) -> Option<&'static str> {
     Some(match name {
@@ -93,6 +93,7 @@ fn run_phase(phase: Phase, args: &[String], env: &dyn Fn(&str) -> Option<String>
         Phase::Detector => detector::run(&inputs, &log).map_err(|e| (e.to_string(), e.exit_code())),
         Phase::Builder => builder::run(&inputs, &log).map_err(|e| (e.to_string(), e.exit_code())),
         Phase::Exporter => exporter::run(&inputs, &log).map_err(|e| (e.message, e.code)),
+        Phase::Rebaser => rebaser::run(&inputs, &log).map_err(|e| (e.message, e.code)),
         other => Err((
             format!(
                 "the {} phase is not supported yet by this lifecycle",

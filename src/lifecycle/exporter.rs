@@ -6,38 +6,15 @@ use std::path::Path;
 use super::api::{self, ApiVersion};
 use super::cli::Inputs;
 use super::exitcode;
-use super::images::Images;
+use super::images::{check_output_names, Images};
 use super::log::Log;
 use super::order::read_group;
+use super::phase_error::PhaseError;
 use super::privs;
 use crate::export::inputs::{read_toml, Analyzed, ConfigMetadata, RunToml};
 use crate::export::report::Report;
 use crate::export::{export, ExportOptions, ImageSource};
 use crate::layer::{CompressOptions, Compression};
-use crate::oci::copy::{copy_image, CopyOptions};
-use crate::registry::parse_reference;
-
-/// A phase failure: what to print and the exit code.
-#[derive(Debug)]
-pub struct PhaseError {
-    pub message: String,
-    pub code: i32,
-}
-
-impl PhaseError {
-    pub fn new(code: i32, message: impl Into<String>) -> Self {
-        PhaseError {
-            message: message.into(),
-            code,
-        }
-    }
-}
-
-impl std::fmt::Display for PhaseError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.message)
-    }
-}
 
 fn export_err(e: impl std::fmt::Display) -> PhaseError {
     PhaseError::new(exitcode::EXPORT_ERROR, e.to_string())
@@ -50,7 +27,8 @@ pub fn run(inputs: &Inputs, log: &Log) -> Result<(), PhaseError> {
             "exporting to a docker daemon (-daemon) is not supported by this lifecycle; export to a registry or use -layout",
         ));
     }
-    let target_names = output_names(inputs)?;
+    check_output_names(&inputs.images, inputs.layout)
+        .map_err(|m| PhaseError::new(exitcode::INVALID_ARGS, m))?;
     // Credentials are read before dropping privileges.
     let images = Images::new(inputs).map_err(export_err)?;
     let cache_dir = inputs.cache_dir.as_deref();
@@ -91,26 +69,9 @@ pub fn run(inputs: &Inputs, log: &Log) -> Result<(), PhaseError> {
         _ => None,
     };
 
-    // The first name's repository receives the image under every tag it has there; other
-    // repositories (and, in layout mode, other names) get a copy.
-    let target = images.create(&target_names[0]).map_err(export_err)?;
-    let (first_repo, _) = split_tag(&target_names[0]);
-    let (same, extra): (Vec<String>, Vec<String>) = if images.is_layout() {
-        (target_names[..1].to_vec(), target_names[1..].to_vec())
-    } else {
-        target_names
-            .iter()
-            .cloned()
-            .partition(|n| split_tag(n).0 == first_repo)
-    };
+    let outputs = images.outputs(&inputs.images).map_err(export_err)?;
     let mut opts = opts;
-    opts.tags = if images.is_layout() {
-        vec![target.reference.clone()]
-    } else {
-        let mut tags: Vec<String> = same.iter().map(|n| split_tag(n).1).collect();
-        tags.dedup();
-        tags
-    };
+    opts.tags = outputs.tags.clone();
     let previous = previous.as_ref().map(|p| ImageSource {
         store: p.store.as_ref(),
         reference: p.reference.clone(),
@@ -122,32 +83,15 @@ pub fn run(inputs: &Inputs, log: &Log) -> Result<(), PhaseError> {
             reference: run.reference.clone(),
         },
         previous.as_ref(),
-        target.store.as_ref(),
+        outputs.target.store.as_ref(),
     )
     .map_err(export_err)?;
     for (id, reused) in &report.layers {
         let verb = if *reused { "Reusing" } else { "Adding" };
         log.info(&format!("{verb} layer '{id}'"));
     }
-    let mut saved = same;
     let digest = report.digest.to_string();
-    for name in extra {
-        let dst = images.create(&name).map_err(export_err)?;
-        match copy_image(
-            target.store.as_ref(),
-            &digest,
-            dst.store.as_ref(),
-            std::slice::from_ref(&dst.reference),
-            &CopyOptions::default(),
-        ) {
-            Ok(_) => saved.push(name),
-            Err(e) => log.warn(&format!("failed to save {name}: {e}")),
-        }
-    }
-    log.info(&format!("*** Images ({digest}):"));
-    for s in &saved {
-        log.info(&format!("      {s}"));
-    }
+    let saved = images.save_copies(&outputs, &digest, log);
     Report {
         tags: saved,
         digest,
@@ -161,37 +105,6 @@ pub fn run(inputs: &Inputs, log: &Log) -> Result<(), PhaseError> {
         log.warn("cache export is not supported yet by this exporter; no cache was written");
     }
     Ok(())
-}
-
-/// `<image> [<image>...]`: every name parses and all share one registry.
-fn output_names(inputs: &Inputs) -> Result<Vec<String>, PhaseError> {
-    let invalid = |m: String| PhaseError::new(exitcode::INVALID_ARGS, m);
-    let mut registry: Option<String> = None;
-    for n in &inputs.images {
-        let r = parse_reference(n).map_err(|e| invalid(e.to_string()))?;
-        let reg = r.resolve_registry().to_string();
-        match &registry {
-            None => registry = Some(reg),
-            Some(first) if *first != reg && !inputs.layout => {
-                return Err(invalid(format!(
-                    "writing to multiple registries is unsupported: {n} is not on {first}"
-                )))
-            }
-            _ => {}
-        }
-    }
-    Ok(inputs.images.clone())
-}
-
-/// `registry/repo` and tag of a name.
-fn split_tag(name: &str) -> (String, String) {
-    match parse_reference(name) {
-        Ok(r) => (
-            format!("{}/{}", r.resolve_registry(), r.repository()),
-            r.tag().unwrap_or("latest").to_string(),
-        ),
-        Err(_) => (name.to_string(), String::new()),
-    }
 }
 
 fn options(inputs: &Inputs, log: &Log) -> Result<ExportOptions, PhaseError> {

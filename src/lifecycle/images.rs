@@ -7,6 +7,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::cli::Inputs;
+use super::log::Log;
+use crate::oci::copy::{copy_image, CopyOptions};
 use crate::oci::layout::Layout;
 use crate::oci::{BlobStore, Error};
 use crate::registry::{parse_reference, Client, ClientOptions, Keychain, Repo};
@@ -98,4 +100,107 @@ impl Images {
         }
         self.open(reference)
     }
+}
+
+/// Where a phase writes its image: the first name's repository receives it under every tag it
+/// has there; other repositories (and, in layout mode, other names) get a copy afterwards.
+pub struct Outputs {
+    pub target: Opened,
+    /// Tags to write in `target`.
+    pub tags: Vec<String>,
+    /// Names written through `target`.
+    pub direct: Vec<String>,
+    /// Names that get a copy.
+    pub copies: Vec<String>,
+}
+
+impl Images {
+    pub fn outputs(&self, names: &[String]) -> Result<Outputs, Error> {
+        let first = names
+            .first()
+            .ok_or_else(|| Error::Layout("no output image named".into()))?;
+        let target = self.create(first)?;
+        if self.is_layout() {
+            return Ok(Outputs {
+                tags: vec![target.reference.clone()],
+                target,
+                direct: names[..1].to_vec(),
+                copies: names[1..].to_vec(),
+            });
+        }
+        let (first_repo, _) = split_tag(first);
+        let (direct, copies): (Vec<String>, Vec<String>) = names
+            .iter()
+            .cloned()
+            .partition(|n| split_tag(n).0 == first_repo);
+        let mut tags: Vec<String> = Vec::new();
+        for n in &direct {
+            let t = split_tag(n).1;
+            if !tags.contains(&t) {
+                tags.push(t);
+            }
+        }
+        Ok(Outputs {
+            target,
+            tags,
+            direct,
+            copies,
+        })
+    }
+
+    /// Copy the written image (`digest`) to the other names; returns every name saved. A failed
+    /// copy is a warning, and the name is left out of the report, as the lifecycle does.
+    pub fn save_copies(&self, out: &Outputs, digest: &str, log: &Log) -> Vec<String> {
+        let mut saved = out.direct.clone();
+        for name in &out.copies {
+            let copied = self.create(name).and_then(|dst| {
+                copy_image(
+                    out.target.store.as_ref(),
+                    digest,
+                    dst.store.as_ref(),
+                    std::slice::from_ref(&dst.reference),
+                    &CopyOptions::default(),
+                )
+            });
+            match copied {
+                Ok(_) => saved.push(name.clone()),
+                Err(e) => log.warn(&format!("failed to save {name}: {e}")),
+            }
+        }
+        log.info(&format!("*** Images ({digest}):"));
+        for s in &saved {
+            log.info(&format!("      {s}"));
+        }
+        saved
+    }
+}
+
+/// `registry/repo` and tag of a name.
+fn split_tag(name: &str) -> (String, String) {
+    match parse_reference(name) {
+        Ok(r) => (
+            format!("{}/{}", r.resolve_registry(), r.repository()),
+            r.tag().unwrap_or("latest").to_string(),
+        ),
+        Err(_) => (name.to_string(), String::new()),
+    }
+}
+
+/// Output names: every one parses and (outside layout mode) all share one registry.
+pub fn check_output_names(names: &[String], layout: bool) -> Result<(), String> {
+    let mut registry: Option<String> = None;
+    for n in names {
+        let r = parse_reference(n).map_err(|e| e.to_string())?;
+        let reg = r.resolve_registry().to_string();
+        match &registry {
+            None => registry = Some(reg),
+            Some(first) if *first != reg && !layout => {
+                return Err(format!(
+                    "writing to multiple registries is unsupported: {n} is not on {first}"
+                ))
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
