@@ -1,6 +1,7 @@
 //! The `buildpod` command line (thin: parses flags and calls the library).
 
 pub mod image;
+pub mod lifecycle;
 
 use clap::{Parser, Subcommand};
 
@@ -26,6 +27,9 @@ pub enum Command {
     /// Work with layers.
     #[command(subcommand)]
     Layer(image::LayerCommand),
+    /// Lifecycle images: build ours, select one OS's lifecycle out of one.
+    #[command(subcommand)]
+    Lifecycle(lifecycle::LifecycleCommand),
     /// kpack's build-init step (Go-style flags, as in kpack's pod specs).
     #[command(alias = "build-init", disable_help_flag = true)]
     Prepare(KpackStep),
@@ -75,6 +79,7 @@ pub fn run(cli: Cli) -> i32 {
     let result = match cli.command {
         Command::Image(c) => image::run_image(c),
         Command::Layer(c) => image::run_layer(c),
+        Command::Lifecycle(c) => lifecycle::run(c),
         Command::Prepare(_)
         | Command::Completion(_)
         | Command::Rebase(_)

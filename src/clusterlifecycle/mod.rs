@@ -7,7 +7,11 @@
 
 pub mod descriptor;
 pub mod error;
+pub mod extract;
+pub mod image;
 pub mod negotiate;
+pub mod select;
+pub mod source;
 
 #[cfg(test)]
 mod negotiate_tests;
@@ -15,3 +19,5 @@ mod negotiate_tests;
 pub use descriptor::{ApiSet, Apis, LifecycleDescriptor};
 pub use error::Error;
 pub use negotiate::{negotiate, BuildpackApi, NegotiateError, Negotiated};
+pub use select::{select_layer, Method, Selection};
+pub use source::{install, Source};

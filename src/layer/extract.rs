@@ -70,21 +70,59 @@ pub struct ExtractStats {
     pub whiteouts: u64,
 }
 
+/// Extract only part of an archive, renamed: e.g. `cnb/lifecycle/*` of an image layer into a
+/// directory of its own.
+pub struct Filter<'a> {
+    /// Where an entry (its cleaned relative path) goes below the target; `None` skips it.
+    /// Hardlink targets are mapped too, and a link to a skipped entry is refused.
+    pub map: &'a dyn Fn(&Path) -> Option<PathBuf>,
+    /// Refuse symlinks unless their target is relative and has no `..`: such links, and chains
+    /// of them, can only resolve below the target, so the tree stays safe wherever it is used.
+    pub contained_symlinks: bool,
+}
+
+impl Filter<'_> {
+    /// Everything, unchanged.
+    pub const ALL: Filter<'static> = Filter {
+        map: &keep_all,
+        contained_symlinks: false,
+    };
+}
+
+fn keep_all(p: &Path) -> Option<PathBuf> {
+    Some(p.to_path_buf())
+}
+
 /// Apply a possibly compressed layer (sniffed from its first bytes) to `target`.
 pub fn apply_layer(
     r: impl Read,
     target: &Path,
     opts: &ExtractOptions,
 ) -> Result<ExtractStats, ExtractError> {
+    apply_layer_filtered(r, target, opts, &Filter::ALL)
+}
+
+/// [`apply_layer`] restricted by `filter`.
+pub fn apply_layer_filtered(
+    r: impl Read,
+    target: &Path,
+    opts: &ExtractOptions,
+    filter: &Filter<'_>,
+) -> Result<ExtractStats, ExtractError> {
     let mut br = BufReader::with_capacity(256 * 1024, r);
     let head = br.fill_buf().map_err(ExtractError::Read)?;
     if head.starts_with(&[0x1f, 0x8b]) {
-        apply_tar(flate2::bufread::MultiGzDecoder::new(br), target, opts)
+        apply_tar_filtered(
+            flate2::bufread::MultiGzDecoder::new(br),
+            target,
+            opts,
+            filter,
+        )
     } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
         let dec = zstd::stream::read::Decoder::with_buffer(br).map_err(ExtractError::Read)?;
-        apply_tar(dec, target, opts)
+        apply_tar_filtered(dec, target, opts, filter)
     } else {
-        apply_tar(br, target, opts)
+        apply_tar_filtered(br, target, opts, filter)
     }
 }
 
@@ -93,6 +131,16 @@ pub fn apply_tar(
     r: impl Read,
     target: &Path,
     opts: &ExtractOptions,
+) -> Result<ExtractStats, ExtractError> {
+    apply_tar_filtered(r, target, opts, &Filter::ALL)
+}
+
+/// [`apply_tar`] restricted by `filter`.
+pub fn apply_tar_filtered(
+    r: impl Read,
+    target: &Path,
+    opts: &ExtractOptions,
+    filter: &Filter<'_>,
 ) -> Result<ExtractStats, ExtractError> {
     let io_err = |entry: &str, source| ExtractError::Io {
         entry: entry.to_string(),
@@ -109,7 +157,10 @@ pub fn apply_tar(
         let mut entry = entry.map_err(ExtractError::Read)?;
         let raw = entry.path_bytes().into_owned();
         let shown = String::from_utf8_lossy(&raw).into_owned();
-        let Some(rel) = clean_path(&raw, opts, &shown)? else {
+        let Some(rel) = clean_path(&raw, opts, &shown)?
+            .and_then(|p| (filter.map)(&p))
+            .filter(|p| is_plain_relative(p))
+        else {
             continue;
         };
         let kind = entry.header().entry_type();
@@ -158,6 +209,13 @@ pub fn apply_tar(
                     .link_name_bytes()
                     .ok_or_else(|| unsafe_entry(&shown, "symlink without target"))?
                     .into_owned();
+                if filter.contained_symlinks && !is_contained_link(&target) {
+                    let t = String::from_utf8_lossy(&target);
+                    return Err(unsafe_entry(
+                        &shown,
+                        &format!("symlink to {t:?} may lead outside the target (only relative targets without '..' are allowed)"),
+                    ));
+                }
                 remove_existing(&root, &rel).map_err(|e| io_err(&shown, e))?;
                 // The target is only data; resolution of later paths through it stays sandboxed.
                 root.symlink_contents(std::ffi::OsStr::from_bytes(&target), &rel)
@@ -171,6 +229,12 @@ pub fn apply_tar(
                 let link_shown = String::from_utf8_lossy(&link).into_owned();
                 let Some(src) = clean_path(&link, opts, &link_shown)? else {
                     return Err(unsafe_entry(&shown, "hardlink to a stripped path"));
+                };
+                let Some(src) = (filter.map)(&src).filter(|p| is_plain_relative(p)) else {
+                    return Err(unsafe_entry(
+                        &shown,
+                        &format!("hardlink to {link_shown:?}, which is not extracted"),
+                    ));
                 };
                 remove_existing(&root, &rel).map_err(|e| io_err(&shown, e))?;
                 root.hard_link(&src, &root, &rel).map_err(|e| {
@@ -260,6 +324,20 @@ fn clean_path(
         p.push(std::ffi::OsStr::from_bytes(c));
     }
     Ok(Some(p))
+}
+
+/// A non-empty path of normal components only (what a filter may map entries to).
+fn is_plain_relative(p: &Path) -> bool {
+    p.components().next().is_some()
+        && p.components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)))
+}
+
+/// A symlink target that cannot resolve above the directory holding the link's tree.
+fn is_contained_link(target: &[u8]) -> bool {
+    !target.is_empty()
+        && !target.starts_with(b"/")
+        && target.split(|b| *b == b'/').all(|c| c != b"..")
 }
 
 fn remove_existing(root: &Dir, rel: &Path) -> io::Result<()> {
