@@ -11,6 +11,7 @@ pub mod layout;
 pub mod location;
 pub mod manifest;
 pub mod store;
+pub mod view;
 
 use serde::Serialize;
 
