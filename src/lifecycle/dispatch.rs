@@ -3,7 +3,7 @@
 
 use super::cli::{self, CliError, Parsed, Phase};
 use super::log::{Level, Log};
-use super::{builder, detector, exitcode, exporter, rebaser};
+use super::{analyzer, builder, detector, exitcode, exporter, rebaser, restorer};
 
 fn phase_for(name: &str) -> Option<&'static str> {
     Some(match name {
@@ -92,6 +92,8 @@ fn run_phase(phase: Phase, args: &[String], env: &dyn Fn(&str) -> Option<String>
     let result = match phase {
         Phase::Detector => detector::run(&inputs, &log).map_err(|e| (e.to_string(), e.exit_code())),
         Phase::Builder => builder::run(&inputs, &log).map_err(|e| (e.to_string(), e.exit_code())),
+        Phase::Analyzer => analyzer::run(&inputs, &log).map_err(|e| (e.message, e.code)),
+        Phase::Restorer => restorer::run(&inputs, &log).map_err(|e| (e.message, e.code)),
         Phase::Exporter => exporter::run(&inputs, &log).map_err(|e| (e.message, e.code)),
         Phase::Rebaser => rebaser::run(&inputs, &log).map_err(|e| (e.message, e.code)),
         other => Err((

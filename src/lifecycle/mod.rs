@@ -2,6 +2,8 @@
 //! 0.7–0.14, Buildpack API 0.7–0.12). Pure logic (detection, plan resolution, env layering,
 //! file formats) is kept apart from the edges (processes, filesystem, privileges).
 
+pub mod analyzed;
+pub mod analyzer;
 pub mod api;
 pub mod builder;
 pub mod buildpack_toml;
@@ -13,6 +15,7 @@ pub mod env;
 pub mod exec;
 pub mod exitcode;
 pub mod exporter;
+pub mod image_access;
 pub mod images;
 pub mod launch;
 pub mod log;
@@ -23,6 +26,8 @@ pub mod plan;
 pub mod privs;
 pub mod processes;
 pub mod rebaser;
+pub mod restore_layers;
+pub mod restorer;
 pub mod sbom;
 pub mod store;
 pub mod target;
