@@ -422,3 +422,89 @@ fn malformed_analyzed_toml_is_a_restore_error_naming_the_file() {
     let (code, out) = w.lifecycle("restorer", "0.13", &[]);
     assert_eq!(code, 12, "{out}");
 }
+
+#[test]
+fn platform_0_14_checks_the_run_image_and_fills_in_its_target() {
+    let w = World::new();
+    build_output(&w);
+    let run = w.push_run_image();
+    let analyzed = w.layers().join("analyzed.toml");
+    let reference = format!("{}/stack/run@{}", w.host(), run.digest);
+    fs::write(
+        &analyzed,
+        format!("[image]\n  reference = \"\"\n\n[run-image]\n  reference = \"{reference}\"\n"),
+    )
+    .unwrap();
+    let (code, out) = w.lifecycle("restorer", "0.14", &[]);
+    assert_eq!(code, 0, "{out}");
+    let text = read(&analyzed);
+    assert!(
+        text.ends_with(&format!("[run-image]\n  reference = \"{reference}\"\n  [run-image.target]\n    id = \"acme.stack\"\n    os = \"linux\"\n    arch = \"amd64\"\n    [run-image.target.distro]\n      name = \"ubuntu\"\n      version = \"24.04\"\n")),
+        "{text}"
+    );
+
+    let locked = support::registry::Registry::with_auth("user", "secret");
+    let denied = format!("{}/stack/run@{}", locked.host(), run.digest);
+    fs::write(
+        &analyzed,
+        format!("[run-image]\n  reference = \"{denied}\"\n"),
+    )
+    .unwrap();
+    let (code, out) = w.lifecycle("restorer", "0.14", &[]);
+    assert_eq!(code, 42, "{out}");
+    assert!(
+        out.contains(&format!("ensure registry read access to {denied}")),
+        "{out}"
+    );
+    // Platform API 0.13 does not look at the run image.
+    let (code, out) = w.lifecycle("restorer", "0.13", &[]);
+    assert_eq!(code, 0, "{out}");
+
+    let (code, out) = w.lifecycle("restorer", "0.13", &["-daemon"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("not supported yet"), "{out}");
+}
+
+#[test]
+fn as_root_the_layers_and_cache_go_to_the_build_user() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: needs root to change owners");
+        return;
+    }
+    let w = World::new();
+    build_output(&w);
+    let cache_dir = w.root.join("cache");
+    let report = cache::export_to(&Location::Dir(cache_dir.clone()), &opts(&w), &log()).unwrap();
+    next_build(&w, &sha_of(&report, "acme/one", "deps"));
+    // The build user must be able to reach the tempdir.
+    fs::set_permissions(&w.root, fs::Permissions::from_mode(0o755)).unwrap();
+    let (code, out) = w.lifecycle(
+        "restorer",
+        "0.13",
+        &[
+            "-uid",
+            "4321",
+            "-gid",
+            "4322",
+            "-cache-dir",
+            cache_dir.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    use std::os::unix::fs::MetadataExt;
+    let owner = |p: &Path| {
+        let m = fs::symlink_metadata(p).unwrap();
+        (m.uid(), m.gid())
+    };
+    let l = w.layers();
+    for p in [
+        l.clone(),
+        l.join("group.toml"),
+        l.join("acme_one/deps.toml"),
+        l.join("acme_one/deps/lib/dep.txt"),
+        l.join("acme_one/deps/lib/link"),
+        cache_dir.join("committed"),
+    ] {
+        assert_eq!(owner(&p), (4321, 4322), "{}", p.display());
+    }
+}

@@ -80,8 +80,21 @@ impl CacheError {
 pub struct CacheMetadata {
     #[serde(default)]
     pub sbom: ShaRef,
-    #[serde(default, deserialize_with = "null_as_empty")]
+    /// Go writes `null` for none (a nil slice).
+    #[serde(
+        default,
+        deserialize_with = "null_as_empty",
+        serialize_with = "empty_as_null"
+    )]
     pub buildpacks: Vec<BuildpackLayers>,
+}
+
+fn empty_as_null<S: serde::Serializer, T: Serialize>(v: &[T], s: S) -> Result<S::Ok, S::Error> {
+    if v.is_empty() {
+        s.serialize_none()
+    } else {
+        v.serialize(s)
+    }
 }
 
 fn null_as_empty<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Vec<T>, D::Error> {
@@ -95,8 +108,9 @@ impl CacheMetadata {
         serde_json::from_str(text).unwrap_or_default()
     }
 
+    /// JSON as Go's `encoding/json` writes it, HTML-safe escapes included.
     pub fn encode(&self) -> String {
-        serde_json::to_string(self).unwrap_or_else(|_| "{}".into())
+        go_json_escape(&serde_json::to_string(self).unwrap_or_else(|_| "{}".into()))
     }
 
     pub fn buildpack(&self, id: &str) -> Option<&BuildpackLayers> {
@@ -106,6 +120,23 @@ impl CacheMetadata {
     pub fn layer(&self, bp: &str, layer: &str) -> Option<&LayerMetadata> {
         self.buildpack(bp).and_then(|b| b.layers.get(layer))
     }
+}
+
+/// Go escapes `<`, `>`, `&`, U+2028 and U+2029 in strings; in serialized JSON they can only
+/// occur inside strings, so replacing them everywhere is exact.
+fn go_json_escape(json: &str) -> String {
+    let mut out = String::with_capacity(json.len());
+    for c in json.chars() {
+        match c {
+            '<' => out.push_str("\\u003c"),
+            '>' => out.push_str("\\u003e"),
+            '&' => out.push_str("\\u0026"),
+            '\u{2028}' => out.push_str("\\u2028"),
+            '\u{2029}' => out.push_str("\\u2029"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// A cache being read (restorer, and the exporter for reuse).
@@ -202,5 +233,12 @@ mod tests {
             "x"
         );
         assert_eq!(CacheMetadata::decode("not json"), CacheMetadata::default());
+        let mut m = CacheMetadata::default();
+        m.sbom.sha = "<a&b>".into();
+        assert_eq!(
+            m.encode(),
+            r#"{"sbom":{"sha":"\u003ca\u0026b\u003e"},"buildpacks":null}"#
+        );
+        assert_eq!(CacheMetadata::decode(&m.encode()), m);
     }
 }

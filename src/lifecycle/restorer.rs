@@ -29,6 +29,18 @@ fn fail(m: impl Into<String>) -> PhaseError {
 }
 
 pub fn run(inputs: &Inputs, log: &Log) -> Result<(), PhaseError> {
+    if inputs.daemon {
+        return Err(PhaseError::new(
+            FAILED,
+            "restoring with a docker daemon (-daemon) is not supported yet by this lifecycle",
+        ));
+    }
+    if inputs.build_image.as_deref().is_some_and(|b| !b.is_empty()) {
+        return Err(PhaseError::new(
+            FAILED,
+            "-build-image (build image extension) is not supported yet by this lifecycle",
+        ));
+    }
     let has_cache =
         inputs.cache_image.as_deref().is_some_and(|c| !c.is_empty()) || inputs.cache_dir.is_some();
     if !has_cache {
@@ -62,6 +74,12 @@ pub fn run(inputs: &Inputs, log: &Log) -> Result<(), PhaseError> {
         .map_err(|e| fail(format!("read analyzed metadata: {e}")))?
     {
         Some(mut a) => {
+            if a.run_image.as_ref().is_some_and(|r| r.extend) {
+                return Err(fail(format!(
+                    "{}: run image extension (run-image.extend) is not supported yet by this lifecycle",
+                    inputs.analyzed.display()
+                )));
+            }
             check_run_image(inputs, &images, &mut a, log)?;
             a.metadata
         }
@@ -159,7 +177,7 @@ fn check_run_image(
     analyzed: &mut AnalyzedMd,
     log: &Log,
 ) -> Result<(), PhaseError> {
-    if !inputs.platform_api.at_least(0, 14) || inputs.daemon {
+    if !inputs.platform_api.at_least(0, 14) {
         return Ok(());
     }
     let Some(run) = analyzed
