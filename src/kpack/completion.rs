@@ -129,8 +129,7 @@ pub fn run(o: &Options, paths: &Paths) -> Result<(), String> {
         ));
     }
     if paths.cosign_secrets().exists() {
-        cosign::sign(&client, paths, tag, &rep.digest, &o.cosign)
-            .map_err(|e| format!("cosign sign: {e}"))?;
+        cosign::sign(&client, paths, tag, &rep.digest, &o.cosign)?;
     }
 
     let mut md = build_metadata(&client, tag, &rep.digest)?;
