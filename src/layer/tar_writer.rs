@@ -44,6 +44,9 @@ pub struct TarWriter<W: Write> {
     opts: TarOptions,
     written: HashSet<Vec<u8>>,
     inodes: HashMap<(u64, u64), Vec<u8>>,
+    /// File contents are copied through this (tar's own copy uses 8 KiB reads: ~4x the
+    /// syscalls and writes into the hasher/compressor for a tree of small files).
+    buf: Vec<u8>,
 }
 
 /// The error of one path while writing a tar.
@@ -58,6 +61,7 @@ impl<W: Write> TarWriter<W> {
             opts,
             written: HashSet::new(),
             inodes: HashMap::new(),
+            buf: Vec::new(),
         }
     }
 
@@ -161,12 +165,7 @@ impl<W: Write> TarWriter<W> {
             let size = meta.len();
             let mut h = self.header(EntryType::Regular, name, mode, uid, gid, size)?;
             h.set_cksum();
-            let mut reader = ExactReader {
-                inner: f.take(size),
-                left: size,
-                path: src,
-            };
-            self.out.append(&h, &mut reader)?;
+            self.append_file_data(&h, f, size, src)?;
             self.written.insert(name.to_vec());
             return Ok(());
         }
@@ -216,14 +215,39 @@ impl<W: Write> TarWriter<W> {
         let mut h = self.header(EntryType::Regular, name, mode, uid, gid, size)?;
         h.set_cksum();
         let shown = String::from_utf8_lossy(name).into_owned();
+        self.append_file_data(&h, f, size, Path::new(&shown))?;
+        self.written.insert(name.to_vec());
+        Ok(())
+    }
+
+    /// Write `h` and exactly `size` bytes of `f`, padded to a block, straight into the output.
+    fn append_file_data(
+        &mut self,
+        h: &Header,
+        f: fs::File,
+        size: u64,
+        path: &Path,
+    ) -> io::Result<()> {
+        const BUF: usize = 256 * 1024;
+        if self.buf.is_empty() {
+            self.buf = vec![0; BUF];
+        }
         let mut reader = ExactReader {
             inner: f.take(size),
             left: size,
-            path: Path::new(&shown),
+            path,
         };
-        self.out.append(&h, &mut reader)?;
-        self.written.insert(name.to_vec());
-        Ok(())
+        let out = self.out.get_mut();
+        out.write_all(h.as_bytes())?;
+        let mut left = size;
+        while left > 0 {
+            let want = (left.min(BUF as u64)) as usize;
+            let n = reader.read(&mut self.buf[..want])?;
+            out.write_all(&self.buf[..n])?;
+            left -= n as u64;
+        }
+        let pad = (512 - (size % 512) as usize) % 512;
+        out.write_all(&[0u8; 512][..pad])
     }
 
     /// Write a symlink or hardlink entry.
