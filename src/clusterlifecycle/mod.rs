@@ -10,11 +10,14 @@ pub mod error;
 pub mod extract;
 pub mod image;
 pub mod negotiate;
+pub mod phases;
 pub mod select;
 pub mod source;
 
 #[cfg(test)]
 mod negotiate_tests;
+#[cfg(test)]
+mod phases_tests;
 
 pub use descriptor::{ApiSet, Apis, LifecycleDescriptor};
 pub use error::Error;
