@@ -219,3 +219,85 @@ fn exporter_bad_input_names_the_file_or_reference() {
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("not supported"), "{out}");
 }
+
+#[test]
+fn exporter_writes_the_cache_to_a_volume_and_an_image() {
+    let w = World::new();
+    let l = w.root.join("layers");
+    write(
+        &l.join("acme_hello/deps.toml"),
+        "[types]\ncache = true\n[metadata]\nlock = \"abc\"\n",
+    );
+    write(
+        &l.join("acme_hello/deps/lib/dep.txt"),
+        "cached dependency\n",
+    );
+    let img = format!("{}/acme/app:1", w.reg.host());
+    let cache = w.root.join("cache");
+    let (code, out) = w.exporter(
+        &["-cache-dir", cache.to_str().unwrap()],
+        std::slice::from_ref(&img),
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("Adding cache layer 'acme/hello:deps'"),
+        "{out}"
+    );
+    let committed: Vec<String> = fs::read_dir(cache.join("committed"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert!(
+        committed.contains(&"io.buildpacks.lifecycle.cache.metadata".to_string()),
+        "{committed:?}"
+    );
+    assert_eq!(
+        committed.iter().filter(|n| n.ends_with(".tar")).count(),
+        1,
+        "{committed:?}"
+    );
+    let meta: serde_json::Value = serde_json::from_slice(
+        &fs::read(cache.join("committed/io.buildpacks.lifecycle.cache.metadata")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(meta["buildpacks"][0]["layers"]["deps"]["cache"], true);
+    assert_eq!(
+        meta["buildpacks"][0]["layers"]["deps"]["data"]["lock"],
+        "abc"
+    );
+
+    let (code, out) = w.exporter(
+        &["-cache-dir", cache.to_str().unwrap()],
+        std::slice::from_ref(&img),
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("Reusing cache layer 'acme/hello:deps'"),
+        "{out}"
+    );
+
+    let cache_img = format!("{}/acme/cache:build", w.reg.host());
+    let (code, out) = w.exporter(&["-cache-image", &cache_img], std::slice::from_ref(&img));
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("Adding cache layer 'acme/hello:deps'"),
+        "{out}"
+    );
+    let cfg =
+        tools::skopeo_inspect_config(&format!("docker://{cache_img}"), &["--tls-verify=false"]);
+    let label = cfg["config"]["Labels"]["io.buildpacks.lifecycle.cache.metadata"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(label.contains("\"lock\":\"abc\""), "{label}");
+
+    // A cache that cannot be written only warns: the image is still exported.
+    fs::write(w.root.join("blocker"), "").unwrap();
+    let bad = w.root.join("blocker/cache");
+    let (code, out) = w.exporter(
+        &["-cache-dir", bad.to_str().unwrap()],
+        std::slice::from_ref(&img),
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("Failed to export cache"), "{out}");
+}

@@ -8,9 +8,10 @@ use super::cli::Inputs;
 use super::exitcode;
 use super::images::{check_output_names, Images};
 use super::log::Log;
-use super::order::read_group;
+use super::order::{read_group, GroupEntry};
 use super::phase_error::PhaseError;
 use super::privs;
+use crate::cache;
 use crate::export::inputs::{read_toml, Analyzed, ConfigMetadata, RunToml};
 use crate::export::report::Report;
 use crate::export::{export, ExportOptions, ImageSource};
@@ -100,11 +101,42 @@ pub fn run(inputs: &Inputs, log: &Log) -> Result<(), PhaseError> {
     .write(&inputs.report)
     .map_err(export_err)?;
 
-    if inputs.cache_dir.is_some() || inputs.cache_image.is_some() {
-        // Cache export failures only warn (§7.6).
-        log.warn("cache export is not supported yet by this exporter; no cache was written");
-    }
+    export_cache(inputs, &images, &opts.group, log);
     Ok(())
+}
+
+/// Cache export (§7.6): failures only warn, the image is already saved.
+fn export_cache(inputs: &Inputs, images: &Images, group: &[GroupEntry], log: &Log) {
+    let location = match cache::Location::from_inputs(
+        inputs.cache_image.as_deref(),
+        inputs.cache_dir.as_deref(),
+        images.client(),
+    ) {
+        Ok(Some(l)) => l,
+        Ok(None) => return,
+        Err(e) => {
+            log.warn(&format!("Failed to export cache: {e}"));
+            return;
+        }
+    };
+    let opts = cache::ExportOptions {
+        layers_dir: inputs.layers.clone(),
+        group: group.to_vec(),
+        uid: inputs.uid.into(),
+        gid: inputs.gid.into(),
+        platform_api: inputs.platform_api,
+    };
+    match cache::export_to(&location, &opts, log) {
+        Ok(r) => {
+            for id in &r.added {
+                log.info(&format!("Adding cache layer '{id}'"));
+            }
+            for id in &r.reused {
+                log.info(&format!("Reusing cache layer '{id}'"));
+            }
+        }
+        Err(e) => log.warn(&format!("Failed to export cache: {e}")),
+    }
 }
 
 fn options(inputs: &Inputs, log: &Log) -> Result<ExportOptions, PhaseError> {
