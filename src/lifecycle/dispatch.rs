@@ -3,7 +3,7 @@
 
 use super::cli::{self, CliError, Parsed, Phase};
 use super::log::{Level, Log};
-use super::{analyzer, builder, detector, exitcode, exporter, rebaser, restorer};
+use super::{analyzer, builder, creator, detector, exitcode, exporter, rebaser, restorer};
 
 fn phase_for(name: &str) -> Option<&'static str> {
     Some(match name {
@@ -96,13 +96,13 @@ fn run_phase(phase: Phase, args: &[String], env: &dyn Fn(&str) -> Option<String>
         Phase::Restorer => restorer::run(&inputs, &log).map_err(|e| (e.message, e.code)),
         Phase::Exporter => exporter::run(&inputs, &log).map_err(|e| (e.message, e.code)),
         Phase::Rebaser => rebaser::run(&inputs, &log).map_err(|e| (e.message, e.code)),
-        other => Err((
-            format!(
-                "the {} phase is not supported yet by this lifecycle",
-                other.name()
-            ),
-            exitcode::FAILED,
-        )),
+        Phase::Creator => match creator::run(&inputs, &log) {
+            Ok(()) => return 0,
+            Err(e) => {
+                log.error(&e.message);
+                return e.code;
+            }
+        },
     };
     match result {
         Ok(()) => 0,

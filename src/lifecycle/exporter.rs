@@ -37,6 +37,12 @@ pub fn run(inputs: &Inputs, log: &Log) -> Result<(), PhaseError> {
         .into_iter()
         .chain(inputs.launch_cache.as_deref())
         .collect();
+    // Made while still root, so the build user owns it after ensure_owner.
+    if let Some(dir) = cache_dir {
+        if let Err(e) = std::fs::create_dir_all(dir) {
+            log.warn(&format!("cannot create cache dir {}: {e}", dir.display()));
+        }
+    }
     privs::ensure_owner(inputs.uid, inputs.gid, &owned).map_err(export_err)?;
     privs::run_as(inputs.uid, inputs.gid).map_err(export_err)?;
 
@@ -126,15 +132,9 @@ fn export_cache(inputs: &Inputs, images: &Images, group: &[GroupEntry], log: &Lo
         gid: inputs.gid.into(),
         platform_api: inputs.platform_api,
     };
+    // export_to logs each added or reused layer itself.
     match cache::export_to(&location, &opts, log) {
-        Ok(r) => {
-            for id in &r.added {
-                log.info(&format!("Adding cache layer '{id}'"));
-            }
-            for id in &r.reused {
-                log.info(&format!("Reusing cache layer '{id}'"));
-            }
-        }
+        Ok(_) => {}
         Err(e) => log.warn(&format!("Failed to export cache: {e}")),
     }
 }

@@ -13,6 +13,29 @@ use crate::oci::layout::Layout;
 use crate::oci::{BlobStore, Error};
 use crate::registry::{parse_reference, Client, ClientOptions, Keychain, Repo};
 
+/// Credentials resolved once for the whole process (the creator resolves them as root, before
+/// its phases drop privileges and could no longer read a root-only docker config).
+static RESOLVED: std::sync::OnceLock<Keychain> = std::sync::OnceLock::new();
+
+/// The lifecycle's credential order: `CNB_REGISTRY_AUTH`, then the docker config.
+fn resolve_keychain() -> Result<Keychain, Error> {
+    let mut keychain = match std::env::var("CNB_REGISTRY_AUTH") {
+        Ok(json) if !json.trim().is_empty() => Keychain::from_cnb_registry_auth(&json)?,
+        _ => Keychain::empty(),
+    };
+    // First writer wins: CNB_REGISTRY_AUTH before the docker config.
+    keychain.append(Keychain::from_environment()?);
+    Ok(keychain)
+}
+
+/// Resolve credentials now and keep them for every later [`Images::new`] in this process.
+pub fn resolve_credentials_once() -> Result<(), Error> {
+    if RESOLVED.get().is_none() {
+        let _ = RESOLVED.set(resolve_keychain()?);
+    }
+    Ok(())
+}
+
 pub struct Images {
     client: Arc<Client>,
     layout_dir: Option<PathBuf>,
@@ -27,12 +50,10 @@ pub struct Opened {
 impl Images {
     /// Resolve credentials (before any privilege drop, like the Go lifecycle).
     pub fn new(inputs: &Inputs) -> Result<Self, Error> {
-        let mut keychain = match std::env::var("CNB_REGISTRY_AUTH") {
-            Ok(json) if !json.trim().is_empty() => Keychain::from_cnb_registry_auth(&json)?,
-            _ => Keychain::empty(),
+        let keychain = match RESOLVED.get() {
+            Some(k) => k.clone(),
+            None => resolve_keychain()?,
         };
-        // First writer wins: CNB_REGISTRY_AUTH before the docker config.
-        keychain.append(Keychain::from_environment()?);
         let client = Client::new(ClientOptions {
             keychain,
             insecure: inputs.insecure_registries.clone(),

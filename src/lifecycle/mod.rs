@@ -8,6 +8,7 @@ pub mod api;
 pub mod builder;
 pub mod buildpack_toml;
 pub mod cli;
+pub mod creator;
 pub mod detect;
 pub mod detector;
 pub mod dispatch;
