@@ -274,3 +274,48 @@ fn http_fetch_errors_and_auth_header() {
     assert_eq!(content(&sb.ws().join("META-INF/MANIFEST.MF")), "v1");
     assert!(content(&meta.join("project-metadata.toml")).contains("type = \"blob\""));
 }
+
+/// A zip whose entries say they were made on MS-DOS (FAT): "version made by" host 0 and no
+/// unix mode in the external attributes.
+fn fat_zip(entries: &[(&str, &str)]) -> Vec<u8> {
+    let mut z = zip_of(entries);
+    let mut i = 0;
+    while i + 46 <= z.len() {
+        if z[i..i + 4] == [0x50, 0x4b, 0x01, 0x02] {
+            z[i + 5] = 0; // version made by: host system MS-DOS
+            z[i + 38..i + 42].copy_from_slice(&[0, 0, 0, 0]); // external attributes
+            i += 46;
+        } else {
+            i += 1;
+        }
+    }
+    z
+}
+
+// kpack's blob fetch_test: "unpacks files with mode 0777 when files are compressed in fat
+// (MSDOS) format".
+#[test]
+fn fat_zip_files_get_mode_0777() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let sb = Sandbox::new();
+    unpack(
+        &fat_zip(&[("dir/", ""), ("dir/file.txt", "fat")])[..],
+        &sb.ws(),
+        0,
+    )
+    .unwrap();
+    assert_eq!(content(&sb.ws().join("dir/file.txt")), "fat");
+    let mode = std::fs::metadata(sb.ws().join("dir/file.txt"))
+        .unwrap()
+        .permissions()
+        .mode();
+    // kpack's test clears the umask first; the mode is 0777 less the umask, as os.OpenFile does.
+    let umask = std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("Umask:"))
+        .map(|v| u32::from_str_radix(v.trim(), 8).unwrap())
+        .unwrap();
+    assert_eq!(mode & 0o777, 0o777 & !umask);
+    sb.outside_is_untouched();
+}
