@@ -29,8 +29,10 @@ fn write(p: &Path, s: &str, mode: u32) {
 const BUILD: &str = r#"#!/bin/sh
 set -eu
 layer="$CNB_LAYERS_DIR/hello"
-mkdir -p "$layer/bin" "$layer/env.launch"
-printf '#!/bin/sh\necho "hello from $GREETING in $(pwd)"\n' > "$layer/bin/hello"
+mkdir -p "$layer/bin" "$layer/env.launch" "$layer/exec.d"
+printf '#!/bin/sh\necho "hello from $GREETING in $(pwd) ($FROM_EXECD)"\n' > "$layer/bin/hello"
+printf '#!/bin/sh\necho "FROM_EXECD = \\"exec.d\\"" >&3\n' > "$layer/exec.d/helper"
+chmod +x "$layer/exec.d/helper"
 chmod +x "$layer/bin/hello"
 printf 'buildpacks' > "$layer/env.launch/GREETING"
 printf '[types]\nlaunch = true\ncache = true\n[metadata]\nversion = "1"\n' > "$CNB_LAYERS_DIR/hello.toml"
@@ -48,6 +50,40 @@ EOF
 echo "built as $(id -u)"
 "#;
 
+/// `stack/run:1` with `/etc/stack-version` = `version`.
+fn push_run_image(reg: &Registry, version: &str) {
+    let rootfs = Rootfs::new();
+    fs::remove_dir_all(rootfs.path("cnb")).unwrap();
+    rootfs.write("etc/stack-version", version);
+    let client = Client::new(ClientOptions::default()).unwrap();
+    let run = Repo::new(client, &reg.host(), "stack/run");
+    common::dir_image(&run, rootfs.root(), Compression::Gzip, "amd64", "1");
+}
+
+/// Pull `image` and unpack it; returns (tempdir, rootfs, env, entrypoint).
+fn unpack(image: &str) -> (tempfile::TempDir, PathBuf, Vec<String>, String) {
+    let tmp = tempfile::tempdir().unwrap();
+    let lay = tmp.path().join("oci");
+    tools::skopeo(&[
+        "copy",
+        "--src-tls-verify=false",
+        &format!("docker://{image}"),
+        &format!("oci:{}:app", lay.display()),
+    ]);
+    let bundle = tmp.path().join("bundle");
+    tools::umoci_unpack(&lay, "app", &bundle);
+    let cfg = tools::skopeo_inspect_config(&format!("oci:{}:app", lay.display()), &[]);
+    let env: Vec<String> = cfg["config"]["Env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    let entrypoint = cfg["config"]["Entrypoint"][0].as_str().unwrap().to_string();
+    let rootfs = bundle.join("rootfs");
+    (tmp, rootfs, env, entrypoint)
+}
+
 struct World {
     _tmp: tempfile::TempDir,
     root: PathBuf,
@@ -62,11 +98,7 @@ impl World {
         fs::set_permissions(&root, fs::Permissions::from_mode(0o755)).unwrap();
         let reg = Registry::plain();
         // Run image: busybox, bash and the launcher's libraries (the test launcher is dynamic).
-        let rootfs = Rootfs::new();
-        fs::remove_dir_all(rootfs.path("cnb")).unwrap();
-        let client = Client::new(ClientOptions::default()).unwrap();
-        let run = Repo::new(client, &reg.host(), "stack/run");
-        common::dir_image(&run, rootfs.root(), Compression::Gzip, "amd64", "1");
+        push_run_image(&reg, "1");
 
         let bp = root.join("buildpacks/acme_hello/1.0.0");
         write(
@@ -98,19 +130,31 @@ impl World {
     }
 
     fn creator(&self, image: &str) -> (i32, String) {
+        let run = self.root.join("run.toml");
+        self.creator_with("0.13", &["-run", run.to_str().unwrap()], image)
+    }
+
+    fn creator_with(&self, api: &str, extra: &[&str], image: &str) -> (i32, String) {
         let r = &self.root;
+        let layers = r.join(format!("layers-{api}"));
+        let layers = if api == "0.13" {
+            r.join("layers")
+        } else {
+            layers
+        };
+        fs::create_dir_all(&layers).unwrap();
         let out = Command::new(env!("CARGO_BIN_EXE_lifecycle"))
             .arg("creator")
-            .env("CNB_PLATFORM_API", "0.13")
+            .env("CNB_PLATFORM_API", api)
             .env("CNB_USER_ID", "1000")
             .env("CNB_GROUP_ID", "1000")
             .env("HOME", r)
             .args(["-app", r.join("workspace").to_str().unwrap()])
-            .args(["-layers", r.join("layers").to_str().unwrap()])
+            .args(["-layers", layers.to_str().unwrap()])
             .args(["-buildpacks", r.join("buildpacks").to_str().unwrap()])
             .args(["-order", r.join("order.toml").to_str().unwrap()])
             .args(["-platform", r.join("platform").to_str().unwrap()])
-            .args(["-run", r.join("run.toml").to_str().unwrap()])
+            .args(extra)
             .args(["-launcher", r.join("launcher").to_str().unwrap()])
             .args(["-cache-dir", r.join("cache").to_str().unwrap()])
             .arg(image)
@@ -179,30 +223,15 @@ fn creator_builds_exports_and_the_image_runs() {
     assert!(report.contains(&image), "{report}");
 
     // Pull, unpack, run.
-    let tmp = tempfile::tempdir().unwrap();
-    let lay = tmp.path().join("oci");
-    tools::skopeo(&[
-        "copy",
-        "--src-tls-verify=false",
-        &format!("docker://{image}"),
-        &format!("oci:{}:app", lay.display()),
-    ]);
-    let bundle = tmp.path().join("bundle");
-    tools::umoci_unpack(&lay, "app", &bundle);
-    let cfg = tools::skopeo_inspect_config(&format!("oci:{}:app", lay.display()), &[]);
-    let env: Vec<String> = cfg["config"]["Env"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_str().unwrap().to_string())
-        .collect();
-    let entrypoint = cfg["config"]["Entrypoint"][0].as_str().unwrap().to_string();
+    let (_tmp, rootfs, env, entrypoint) = unpack(&image);
     assert_eq!(entrypoint, "/cnb/process/web");
-    let rootfs = bundle.join("rootfs");
     let app = w.root.join("workspace");
     let (code, out) = chroot(&rootfs, &env, &[&entrypoint]);
     assert_eq!(code, 0, "{out}");
-    assert_eq!(out, format!("hello from buildpacks in {}\n", app.display()));
+    assert_eq!(
+        out,
+        format!("hello from buildpacks in {} (exec.d)\n", app.display())
+    );
     let (code, out) = chroot(&rootfs, &env, &["/cnb/process/greet"]);
     assert_eq!((code, out.as_str()), (0, "named process\n"));
     let (code, out) = chroot(&rootfs, &env, &["/cnb/process/greet", "overridden"]);
@@ -213,6 +242,32 @@ fn creator_builds_exports_and_the_image_runs() {
         &["/cnb/lifecycle/launcher", "--", "sh", "-c", "exit 7"],
     );
     assert_eq!(code, 7, "the app's exit code passes through");
+
+    // Rebase onto a new run image of the same name: the app still runs on the new base.
+    push_run_image(&w.reg, "2");
+    let rebased = format!("{}/acme/app:rebased", w.reg.host());
+    let out = Command::new(env!("CARGO_BIN_EXE_lifecycle"))
+        .arg("rebaser")
+        .env("CNB_PLATFORM_API", "0.13")
+        .env("HOME", &w.root)
+        .args(["-previous-image", &image, "-report"])
+        .arg(w.root.join("rebase-report.toml"))
+        .arg(&rebased)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let (_tmp2, rootfs2, env2, entrypoint2) = unpack(&rebased);
+    assert_eq!(
+        fs::read_to_string(rootfs2.join("etc/stack-version")).unwrap(),
+        "2"
+    );
+    let (code, out) = chroot(&rootfs2, &env2, &[&entrypoint2]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.starts_with("hello from buildpacks"), "{out}");
 
     // Rebuild of the same image: unchanged layers are reused, the cached layer is restored.
     let (code, out) = w.creator(&image);
@@ -227,4 +282,54 @@ fn creator_builds_exports_and_the_image_runs() {
         out.contains("Restoring data for \"acme/hello:hello\" from cache"),
         "{out}"
     );
+}
+
+#[test]
+fn creator_across_platform_apis() {
+    if !is_root() {
+        eprintln!("skipping: the creator test drops privileges, which needs root");
+        return;
+    }
+    let w = World::new();
+    write(
+        &w.root.join("stack.toml"),
+        &format!("[run-image]\nimage = \"{}/stack/run:1\"\n", w.reg.host()),
+        0o644,
+    );
+    let run = w.root.join("run.toml");
+    let stack = w.root.join("stack.toml");
+    for minor in [7, 9, 11, 12, 14] {
+        let api = format!("0.{minor}");
+        let extra = if minor < 12 {
+            ["-stack", stack.to_str().unwrap()]
+        } else {
+            ["-run", run.to_str().unwrap()]
+        };
+        let image = format!("{}/acme/app:api{minor}", w.reg.host());
+        let (code, out) = w.creator_with(&api, &extra, &image);
+        assert_eq!(code, 0, "platform {api}: {out}");
+        let cfg =
+            tools::skopeo_inspect_config(&format!("docker://{image}"), &["--tls-verify=false"]);
+        let env = cfg["config"]["Env"].to_string();
+        assert!(
+            env.contains(&format!("CNB_PLATFORM_API={api}")),
+            "{api}: {env}"
+        );
+        let meta: serde_json::Value = serde_json::from_str(
+            cfg["config"]["Labels"]["io.buildpacks.lifecycle.metadata"]
+                .as_str()
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            meta["stack"]["runImage"]["image"],
+            format!("{}/stack/run:1", w.reg.host()),
+            "{api}"
+        );
+        assert_eq!(
+            meta["runImage"].get("image").is_some(),
+            minor >= 12,
+            "{api}: {meta}"
+        );
+    }
 }
