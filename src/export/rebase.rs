@@ -183,15 +183,22 @@ pub fn rebase(
         &mut base,
     )?;
     let app_layers = &a.layers[idx + 1..];
-    // Present already when rebasing in place; else mounted from the app's repository.
-    let mut app_stats = CopyStats::default();
-    copy_blobs(
-        app.store,
-        target,
-        app_layers,
-        &CopyOptions::default(),
-        &mut app_stats,
-    )?;
+    // Rebasing within the app's repository: its layers are there already. Elsewhere they are
+    // mounted from the app's repository (or copied between layouts).
+    let in_place = match (app.store.registry_repo(), target.registry_repo()) {
+        (Some(a), Some(t)) => a == t,
+        _ => app.store.location() == target.location(),
+    };
+    if !in_place {
+        let mut app_stats = CopyStats::default();
+        copy_blobs(
+            app.store,
+            target,
+            app_layers,
+            &CopyOptions::default(),
+            &mut app_stats,
+        )?;
+    }
 
     let mut config = a.config.clone();
     {
