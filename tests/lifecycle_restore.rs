@@ -244,12 +244,19 @@ fn cached_layers_restored_from_a_volume_cache_and_corrupt_entries_skipped() {
         .unwrap();
     fs::remove_file(committed.join(format!("{}.tar", sha_of(&report, "acme/two", "gems"))))
         .unwrap();
+    let sbom_tar = committed.join(format!("{}.tar", report.metadata.sbom.sha));
+    fs::write(&sbom_tar, b"not a tar").unwrap();
     let (code, out) = w.lifecycle("restorer", "0.13", &["-cache-dir", cache_arg]);
     assert_eq!(code, 0, "{out}");
     assert!(
         out.contains("Warning: Skipping restore for layer acme/one:deps: "),
         "{out}"
     );
+    assert!(
+        out.contains("Warning: Skipping restore for layer buildpacksio/lifecycle:cache.sbom: "),
+        "{out}"
+    );
+    assert!(!l.join("acme_one/deps.sbom.cdx.json").exists() && !l.join("sbom").exists());
     assert!(
         out.contains("Warning: Skipping restore for layer acme/two:gems: "),
         "{out}"
@@ -261,7 +268,14 @@ fn cached_layers_restored_from_a_volume_cache_and_corrupt_entries_skipped() {
     // The next export replaces the corrupt entries.
     build_output(&w);
     let fixed = cache::export_to(&Location::Dir(cache_dir.clone()), &opts(&w), &log()).unwrap();
-    assert_eq!(fixed.added, ["acme/one:deps", "acme/two:gems"]);
+    assert_eq!(
+        fixed.added,
+        [
+            "acme/one:deps",
+            "acme/two:gems",
+            "buildpacksio/lifecycle:cache.sbom"
+        ]
+    );
 }
 
 #[test]

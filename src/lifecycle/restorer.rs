@@ -217,7 +217,7 @@ impl Job {
     fn id(&self) -> String {
         match &self.layer {
             Some((bp, name)) => format!("{}:{name}", bp.id),
-            None => "SBOM".into(),
+            None => "buildpacksio/lifecycle:cache.sbom".into(),
         }
     }
 }
@@ -267,9 +267,16 @@ fn restore_data(
             return Err(fail(format!("restoring data: layer {}: {e}", job.id())));
         }
         log.warn(&format!("Skipping restore for layer {}: {e}", job.id()));
-        if let Some((bp, name)) = &job.layer {
-            remove_layer(&inputs.layers, &bp.id, name)
-                .map_err(|e| fail(format!("removing layer: {e}")))?;
+        match &job.layer {
+            Some((bp, name)) => remove_layer(&inputs.layers, &bp.id, name)
+                .map_err(|e| fail(format!("removing layer: {e}")))?,
+            // Half-extracted SBOM files must not be copied back to the layers.
+            None => match std::fs::remove_dir_all(inputs.layers.join("sbom/cache")) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(fail(format!("removing partial SBOM cache: {e}")))
+                }
+                _ => {}
+            },
         }
     }
     Ok(())
