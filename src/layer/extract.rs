@@ -112,15 +112,23 @@ pub fn apply_layer_filtered(
     let mut br = BufReader::with_capacity(256 * 1024, r);
     let head = br.fill_buf().map_err(ExtractError::Read)?;
     if head.starts_with(&[0x1f, 0x8b]) {
+        // Large reads of the decoder output: inflate runs in long stretches, and file data is
+        // written in as few syscalls.
+        let dec = flate2::bufread::MultiGzDecoder::new(br);
         apply_tar_filtered(
-            flate2::bufread::MultiGzDecoder::new(br),
+            BufReader::with_capacity(COPY_BUF, dec),
             target,
             opts,
             filter,
         )
     } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
         let dec = zstd::stream::read::Decoder::with_buffer(br).map_err(ExtractError::Read)?;
-        apply_tar_filtered(dec, target, opts, filter)
+        apply_tar_filtered(
+            BufReader::with_capacity(COPY_BUF, dec),
+            target,
+            opts,
+            filter,
+        )
     } else {
         apply_tar_filtered(br, target, opts, filter)
     }
@@ -153,6 +161,7 @@ pub fn apply_tar_filtered(
     let mut stats = ExtractStats::default();
     let mut created: HashSet<PathBuf> = HashSet::new();
     let mut dir_times: Vec<(PathBuf, u64)> = Vec::new();
+    let mut buf = vec![0u8; COPY_BUF];
     for entry in archive.entries().map_err(ExtractError::Read)? {
         let mut entry = entry.map_err(ExtractError::Read)?;
         let raw = entry.path_bytes().into_owned();
@@ -202,7 +211,8 @@ pub fn apply_tar_filtered(
                         OpenOptions::new().write(true).create_new(true).mode(0o600),
                     )
                     .map_err(|e| io_err(&shown, e))?;
-                stats.bytes += io::copy(&mut entry, &mut f).map_err(|e| io_err(&shown, e))?;
+                stats.bytes +=
+                    copy_with(&mut entry, &mut f, &mut buf).map_err(|e| io_err(&shown, e))?;
             }
             EntryType::Symlink => {
                 let target = entry
@@ -288,6 +298,25 @@ pub fn apply_tar_filtered(
         let _ = set_mtime(&root, rel, *mtime);
     }
     Ok(stats)
+}
+
+/// Bytes per read of decompressed data and per write of file data.
+const COPY_BUF: usize = 256 * 1024;
+
+/// `io::copy` through `buf` (its 8 KiB buffer makes a write syscall per 8 KiB of file data).
+fn copy_with(r: &mut impl Read, w: &mut impl io::Write, buf: &mut [u8]) -> io::Result<u64> {
+    let mut n = 0;
+    loop {
+        match r.read(buf) {
+            Ok(0) => return Ok(n),
+            Ok(k) => {
+                w.write_all(&buf[..k])?;
+                n += k as u64;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 fn unsafe_entry(entry: &str, reason: &str) -> ExtractError {
