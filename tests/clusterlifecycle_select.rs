@@ -32,7 +32,7 @@ fn platform(s: &str) -> PlatformSpec {
 
 fn select(image: &str, want: &str, target: &Path) -> Result<Outcome, String> {
     let src = Source::Image(Location::parse(image).unwrap());
-    install(&client(), &src, &platform(want), target).map_err(|e| e.to_string())
+    install(Some(&client()), &src, &platform(want), target).map_err(|e| e.to_string())
 }
 
 fn mode(p: &Path) -> u32 {
@@ -494,7 +494,7 @@ fn mounted_layout_and_mounted_root_filesystem() {
     u::ours(&layout, &tmp.path().join("bin"), "0.1.0", true, "lc");
     let target = tmp.path().join("from-layout");
     let out = install(
-        &client(),
+        None,
         &Source::Mounted(dir),
         &platform("windows/amd64"),
         &target,
@@ -519,7 +519,7 @@ fn mounted_layout_and_mounted_root_filesystem() {
     }
     let target = tmp.path().join("from-rootfs");
     let out = install(
-        &client(),
+        None,
         &Source::Mounted(root.clone()),
         &platform("linux/amd64"),
         &target,
@@ -537,7 +537,7 @@ fn mounted_layout_and_mounted_root_filesystem() {
     std::os::unix::fs::symlink("/etc", root.join("cnb/lifecycle/evil")).unwrap();
     let target = tmp.path().join("from-bad-rootfs");
     let err = install(
-        &client(),
+        None,
         &Source::Mounted(root),
         &platform("linux/amd64"),
         &target,
@@ -551,7 +551,7 @@ fn mounted_layout_and_mounted_root_filesystem() {
     assert!(listing(&target).is_empty());
 
     let err = install(
-        &client(),
+        None,
         &Source::Mounted(tmp.path().join("bin")),
         &platform("linux/amd64"),
         &target,

@@ -9,6 +9,7 @@ use super::image::RegistryArgs;
 use crate::clusterlifecycle::image::{build_image, Binaries, ImageSpec};
 use crate::clusterlifecycle::{install, LifecycleDescriptor, Source};
 use crate::layer::Compression;
+use crate::oci::layout::Layout;
 use crate::oci::location::Location;
 use crate::oci::manifest::{descriptor_digest, select_platform};
 use crate::oci::{ImageConfig, Manifest, PlatformSpec};
@@ -120,14 +121,16 @@ pub fn run(c: LifecycleCommand) -> Result<()> {
             target,
             registry,
         } => {
-            let client = registry.client()?;
-            let want = platform(&client, platform_of.as_deref(), os, arch, variant)?;
             let source = match (image, mounted) {
                 (Some(i), _) => Source::Image(Location::parse(&i)?),
                 (None, Some(m)) => Source::Mounted(m),
                 (None, None) => return Err("pass --image or --mounted".into()),
             };
-            let out = install(&client, &source, &want, &target)?;
+            let of = platform_of.as_deref().map(Location::parse).transpose()?;
+            let needs_client = source.needs_client() || matches!(of, Some(Location::Registry(_)));
+            let client = needs_client.then(|| registry.client()).transpose()?;
+            let want = platform(client.as_ref(), of.as_ref(), os, arch, variant)?;
+            let out = install(client.as_ref(), &source, &want, &target)?;
             let d = &out.installed.descriptor;
             match &out.selection {
                 Some(s) => println!(
@@ -151,8 +154,8 @@ pub fn run(c: LifecycleCommand) -> Result<()> {
 
 /// The wanted platform: explicit flags win over the config of `--platform-of`.
 fn platform(
-    client: &Arc<Client>,
-    of: Option<&str>,
+    client: Option<&Arc<Client>>,
+    of: Option<&Location>,
     os: Option<String>,
     arch: Option<String>,
     variant: Option<String>,
@@ -161,7 +164,12 @@ fn platform(
     let base = match of {
         None => PlatformSpec::new("linux", &host.arch, None),
         Some(image) => {
-            let (store, reference) = Location::parse(image)?.open(client)?;
+            let (store, reference): (Box<dyn crate::oci::BlobStore>, String) = match (image, client)
+            {
+                (Location::Layout { dir, tag }, _) => (Box::new(Layout::open(dir)?), tag.clone()),
+                (_, Some(c)) => image.open(c)?,
+                (_, None) => return Err("a registry client is needed for --platform-of".into()),
+            };
             let mut m = store.get_manifest(&reference)?;
             if let Manifest::Index(idx) = m.parse()? {
                 let want = PlatformSpec::new(
@@ -173,10 +181,10 @@ fn platform(
                     .get_manifest(&descriptor_digest(select_platform(&idx, &want)?)?.to_string())?;
             }
             let Manifest::Image(im) = m.parse()? else {
-                return Err(format!("{image}: nested index").into());
+                return Err(format!("{image:?}: nested index").into());
             };
             let d = descriptor_digest(im.config())?;
-            let cfg = ImageConfig::from_json(&store.read_blob(&d, None)?, image)?;
+            let cfg = ImageConfig::from_json(&store.read_blob(&d, None)?, "--platform-of config")?;
             PlatformSpec::new(&cfg.os(), &cfg.architecture(), cfg.variant())
         }
     };

@@ -33,15 +33,29 @@ pub struct Outcome {
     pub installed: Installed,
 }
 
-/// Select the lifecycle for `want` from `source` and install it into `target`.
+impl Source {
+    /// Reading it needs a registry client (made only then: loading CA certificates costs
+    /// more than extracting from a mounted layout).
+    pub fn needs_client(&self) -> bool {
+        matches!(self, Source::Image(Location::Registry(_)))
+    }
+}
+
+/// Select the lifecycle for `want` from `source` and install it into `target`. `client` is
+/// required when [`Source::needs_client`].
 pub fn install(
-    client: &Arc<Client>,
+    client: Option<&Arc<Client>>,
     source: &Source,
     want: &PlatformSpec,
     target: &Path,
 ) -> Result<Outcome, Error> {
     let (store, reference): (Box<dyn crate::oci::BlobStore>, String) = match source {
-        Source::Image(loc) => loc.open(client)?,
+        Source::Image(Location::Layout { dir, tag }) => (Box::new(Layout::open(dir)?), tag.clone()),
+        Source::Image(loc) => {
+            let client = client
+                .ok_or_else(|| Error::Usage(format!("reading {loc:?} needs a registry client")))?;
+            loc.open(client)?
+        }
         Source::Mounted(dir) if dir.join("oci-layout").exists() => {
             (Box::new(Layout::open(dir)?), String::new())
         }
