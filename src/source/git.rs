@@ -195,6 +195,11 @@ fn short_ref(name: &str) -> &str {
     name
 }
 
+/// A 40-hex (sha1) or 64-hex (sha256) object id.
+fn is_full_commit_id(revision: &str) -> bool {
+    matches!(revision.len(), 40 | 64) && revision.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
 /// The commit `revision` names on the remote: the first advertised ref whose short name
 /// matches (peeled for annotated tags), else the revision itself (a commit).
 pub fn resolve_revision(ls_remote: &str, revision: &str) -> String {
@@ -236,10 +241,16 @@ pub fn fetch(
     };
     setup(&["init", "-q", "."])?;
     setup(&["remote", "add", "origin", &env.url])?;
-    // Listing errors (e.g. auth) are ignored here, as kpack does; the fetch reports them.
-    let hash = match git(ws, &env, &["ls-remote", "origin"]) {
-        Ok(out) => resolve_revision(&out, req.revision),
-        Err(_) => req.revision.to_string(),
+    // Listing errors (e.g. auth) are ignored here, as kpack does; the fetch reports them. A full
+    // commit id (what kpack's controller passes once it has resolved the source) skips the
+    // listing: no ref is named like one, so it would resolve to itself.
+    let hash = if is_full_commit_id(req.revision) {
+        req.revision.to_string()
+    } else {
+        match git(ws, &env, &["ls-remote", "origin"]) {
+            Ok(out) => resolve_revision(&out, req.revision),
+            Err(_) => req.revision.to_string(),
+        }
     };
     let fetched = git(
         ws,
@@ -369,6 +380,9 @@ mod tests {
         assert_eq!(resolve_revision(ls, "light"), "eee");
         assert_eq!(resolve_revision(ls, "HEAD"), "aaa");
         assert_eq!(resolve_revision(ls, "0123abc"), "0123abc");
+        assert!(is_full_commit_id(&"ab12".repeat(10)));
+        assert!(!is_full_commit_id("0123abc"));
+        assert!(!is_full_commit_id(&"zz".repeat(20)));
     }
 
     #[test]
