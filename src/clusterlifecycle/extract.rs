@@ -3,6 +3,7 @@
 //! written, nothing lands outside the target, symlinks must stay inside, exec bits are kept,
 //! and `lifecycle.toml` must parse. The layer is streamed, never held in memory.
 //!
+//! The layer is decompressed on a thread of its own, ahead of the extraction (`pipeline`).
 //! Work happens in a staging directory inside the target, moved into place only once the
 //! layer was read to its end (so its digest verified) and checked; a failure leaves the target
 //! as it was. Staging inside the target (not beside it) works when the target is a mount point.
@@ -12,10 +13,11 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use super::descriptor::LifecycleDescriptor;
+use super::pipeline::with_decompressed;
 use super::select::Selection;
 use super::Error;
 use crate::fsutil::IoContext;
-use crate::layer::extract::{apply_layer_filtered, AbsolutePaths, ExtractStats, Filter};
+use crate::layer::extract::{apply_tar_filtered, AbsolutePaths, ExtractStats, Filter};
 use crate::layer::{ExtractError, ExtractOptions};
 use crate::oci::BlobStore;
 
@@ -57,7 +59,11 @@ pub fn extract_selection(
 
 /// Extract the lifecycle part of a layer stream (tar, gzip or zstd) into `target`.
 /// `image` names the source in errors.
-pub fn extract_layer(mut layer: impl Read, target: &Path, image: &str) -> Result<Installed, Error> {
+pub fn extract_layer(
+    layer: impl Read + Send,
+    target: &Path,
+    image: &str,
+) -> Result<Installed, Error> {
     fs::create_dir_all(target).at("create directory", target)?;
     let staging = tempfile::Builder::new()
         .prefix(".lifecycle-")
@@ -76,10 +82,14 @@ pub fn extract_layer(mut layer: impl Read, target: &Path, image: &str) -> Result
         image: image.to_string(),
         source,
     };
-    let stats = apply_layer_filtered(&mut layer, staging.path(), &opts, &filter).map_err(wrap)?;
-    // The tar reader stops at the end-of-archive blocks; reading on to EOF lets a verifying
-    // reader check the blob's digest before anything is moved into place.
-    io::copy(&mut layer, &mut io::sink()).map_err(|e| wrap(ExtractError::Read(e)))?;
+    // The layer is read to its end even though the tar reader stops at the end-of-archive
+    // blocks: a verifying reader checks the blob's digest before anything is moved into place.
+    // Bad data explains any tar error it causes, so a read error is reported first.
+    let (stats, read) = with_decompressed(layer, |tar| {
+        apply_tar_filtered(tar, staging.path(), &opts, &filter)
+    });
+    read.map_err(|e| wrap(ExtractError::Read(e)))?;
+    let stats = stats.map_err(wrap)?;
     let descriptor = check_dir(staging.path(), image)?;
     move_into(staging.path(), target)?;
     Ok(Installed { descriptor, stats })

@@ -11,6 +11,7 @@ pub mod extract;
 pub mod image;
 pub mod negotiate;
 pub mod phases;
+pub mod pipeline;
 pub mod resource;
 pub mod select;
 pub mod source;
