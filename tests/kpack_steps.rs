@@ -83,9 +83,12 @@ fn build_waiter_copy_and_wait() {
         &[],
     );
     assert_eq!(out.code(), 1, "{out:?}");
-    assert!(out
-        .stderr()
-        .ends_with(" file specified for writing already exists\n"));
+    assert!(
+        out.stderr()
+            .ends_with(" file specified for writing already exists\n"),
+        "{:?}",
+        out.stderr()
+    );
     assert_eq!(
         std::fs::read_to_string(root.path("buildWait/error")).unwrap(),
         "file specified for writing already exists"

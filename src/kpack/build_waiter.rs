@@ -102,6 +102,8 @@ pub fn main(argv: &[String]) -> i32 {
         Ok(()) => 0,
         Err(m) => {
             if !error_file.is_empty() {
+                // Our own error file must not look like another step's to the watcher.
+                FAILING.store(true, std::sync::atomic::Ordering::SeqCst);
                 let _ = std::fs::write(&error_file, &m);
             }
             fatal(&m);
@@ -122,12 +124,16 @@ fn copy(to: &str) -> Result<(), String> {
         .map_err(|e| format!("chmod {to}: {e}"))
 }
 
+/// Set once this step is failing by itself (see `wait`'s error-file watcher).
+static FAILING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 fn wait(execute: &str, wait_file: &str, done_file: &str, error_file: &str) -> Result<(), String> {
     if !error_file.is_empty() {
         let ef = error_file.to_string();
         // Another step failed: stop waiting and fail this one too.
         std::thread::spawn(move || loop {
-            if Path::new(&ef).exists() {
+            // Existence first: our own file is written only after FAILING is set.
+            if Path::new(&ef).exists() && !FAILING.load(std::sync::atomic::Ordering::SeqCst) {
                 fatal("another step has errored");
                 std::process::exit(1);
             }

@@ -135,16 +135,25 @@ impl Rootfs {
 
     /// Runs `argv` (an absolute path in the rootfs first) under `chroot` with exactly `env`.
     pub fn chroot(&self, argv: &[&str], env: &[(&str, &str)]) -> Run {
-        // The child's env is cleared, so chroot is found with ours.
-        let out = Command::new(host_tool("chroot"))
-            .arg(self.root())
-            .args(argv)
-            .env_clear()
-            .envs(env.iter().copied())
-            .current_dir("/")
-            .output()
-            .expect("run chroot");
-        Run::from(out)
+        // A binary copied in moments ago can still be open for writing in a child another test
+        // thread forked meanwhile (until that child execs): ETXTBSY. Retry briefly.
+        for _ in 0..20 {
+            // The child's env is cleared, so chroot is found with ours.
+            let out = Command::new(host_tool("chroot"))
+                .arg(self.root())
+                .args(argv)
+                .env_clear()
+                .envs(env.iter().copied())
+                .current_dir("/")
+                .output()
+                .expect("run chroot");
+            let run = Run::from(out);
+            if !run.err.contains("Text file busy") {
+                return run;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("chroot {argv:?}: still 'Text file busy' after retries");
     }
 
     /// Runs `argv` as the process of a runc container on this rootfs (pid, mount, ipc and uts
