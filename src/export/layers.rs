@@ -57,14 +57,18 @@ impl Planned {
                 }
                 let name = abs_name(app)?;
                 t.append_parents(&name, true)?;
-                for rel in paths {
-                    let entry = if rel.is_empty() {
-                        name.clone()
-                    } else {
-                        format!("{name}/{rel}")
-                    };
-                    t.append_entry(&super::slices::disk_path(app, rel), entry.as_bytes())?;
-                }
+                let entries: Vec<(PathBuf, Vec<u8>)> = paths
+                    .iter()
+                    .map(|rel| {
+                        let entry = if rel.is_empty() {
+                            name.clone()
+                        } else {
+                            format!("{name}/{rel}")
+                        };
+                        (super::slices::disk_path(app, rel), entry.into_bytes())
+                    })
+                    .collect();
+                t.append_entries(&entries)?;
                 t.finish()
             }
             Source::Dir(dir) => {

@@ -3,6 +3,7 @@
 
 pub mod compress;
 pub mod extract;
+mod prefetch;
 pub mod tar_writer;
 
 pub use compress::{write_layer, CompressOptions, LayerInfo};

@@ -10,9 +10,11 @@ use std::fs;
 use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use tar::{EntryType, Header};
+
+use super::prefetch::{Piece, Prefetch};
 
 /// 1980-01-01T00:00:01Z, the mtime of every entry in a CNB layer.
 pub const NORMALIZED_MTIME: u64 = 315_532_801;
@@ -47,6 +49,37 @@ pub struct TarWriter<W: Write> {
     /// File contents are copied through this (tar's own copy uses 8 KiB reads: ~4x the
     /// syscalls and writes into the hasher/compressor for a tree of small files).
     buf: Vec<u8>,
+    /// File contents read ahead by [`TarWriter::append_entries`].
+    ahead: Option<Prefetch>,
+}
+
+/// Depth-first walk below `dir` in byte order of names: (path, name, metadata), parents first.
+fn walk(
+    dir: &Path,
+    name: &[u8],
+    out: &mut Vec<(PathBuf, Vec<u8>, fs::Metadata)>,
+) -> io::Result<()> {
+    let mut children: Vec<_> = fs::read_dir(dir)
+        .map_err(|e| path_err("read directory", dir, e))?
+        .map(|e| e.map(|e| e.file_name()))
+        .collect::<io::Result<_>>()
+        .map_err(|e| path_err("read directory", dir, e))?;
+    children.sort();
+    for child in children {
+        let src = dir.join(&child);
+        let mut child_name = name.to_vec();
+        if !child_name.is_empty() && !child_name.ends_with(b"/") {
+            child_name.push(b'/');
+        }
+        child_name.extend_from_slice(child.as_bytes());
+        let meta = fs::symlink_metadata(&src).map_err(|e| path_err("stat", &src, e))?;
+        let is_dir = meta.is_dir();
+        out.push((src.clone(), child_name.clone(), meta));
+        if is_dir {
+            walk(&src, &child_name, out)?;
+        }
+    }
+    Ok(())
 }
 
 /// The error of one path while writing a tar.
@@ -62,6 +95,7 @@ impl<W: Write> TarWriter<W> {
             written: HashSet::new(),
             inodes: HashMap::new(),
             buf: Vec::new(),
+            ahead: None,
         }
     }
 
@@ -96,12 +130,14 @@ impl<W: Write> TarWriter<W> {
     /// Write `src` (a directory, file or symlink) and everything below it, named `name` in the
     /// archive. Entries are visited depth-first in byte order of their names.
     pub fn append_tree(&mut self, src: &Path, name: &str) -> io::Result<()> {
+        let name = name.trim_end_matches('/').as_bytes().to_vec();
         let meta = fs::symlink_metadata(src).map_err(|e| path_err("stat", src, e))?;
-        self.append_path(src, name.trim_end_matches('/').as_bytes(), &meta)?;
-        if meta.is_dir() {
-            self.walk(src, name.trim_end_matches('/').as_bytes())?;
+        let is_dir = meta.is_dir();
+        let mut items = vec![(src.to_path_buf(), name.clone(), meta)];
+        if is_dir {
+            walk(src, &name, &mut items)?;
         }
-        Ok(())
+        self.write_items(items)
     }
 
     /// Write one path (not what is below it) as `name`: a directory, file, symlink or node.
@@ -110,27 +146,47 @@ impl<W: Write> TarWriter<W> {
         self.append_path(src, name, &meta)
     }
 
-    fn walk(&mut self, dir: &Path, name: &[u8]) -> io::Result<()> {
-        let mut children: Vec<_> = fs::read_dir(dir)
-            .map_err(|e| path_err("read directory", dir, e))?
-            .map(|e| e.map(|e| e.file_name()))
-            .collect::<io::Result<_>>()
-            .map_err(|e| path_err("read directory", dir, e))?;
-        children.sort();
-        for child in children {
-            let src = dir.join(&child);
-            let mut child_name = name.to_vec();
-            if !child_name.is_empty() && !child_name.ends_with(b"/") {
-                child_name.push(b'/');
-            }
-            child_name.extend_from_slice(child.as_bytes());
-            let meta = fs::symlink_metadata(&src).map_err(|e| path_err("stat", &src, e))?;
-            self.append_path(&src, &child_name, &meta)?;
-            if meta.is_dir() {
-                self.walk(&src, &child_name)?;
+    /// Write each `(path, name)` as one entry (not recursively), in order, reading file
+    /// contents ahead on another thread.
+    pub fn append_entries(&mut self, entries: &[(PathBuf, Vec<u8>)]) -> io::Result<()> {
+        let mut items = Vec::with_capacity(entries.len());
+        for (src, name) in entries {
+            let meta = fs::symlink_metadata(src).map_err(|e| path_err("stat", src, e))?;
+            items.push((src.clone(), name.clone(), meta));
+        }
+        self.write_items(items)
+    }
+
+    fn write_items(&mut self, items: Vec<(PathBuf, Vec<u8>, fs::Metadata)>) -> io::Result<()> {
+        let parallel = std::thread::available_parallelism().map_or(1, |n| n.get()) > 1;
+        if parallel && self.ahead.is_none() {
+            // The files whose contents will be written, decided as `append_path` will.
+            let mut seen: HashSet<(u64, u64)> = HashSet::new();
+            let files = items
+                .iter()
+                .filter(|(_, _, m)| m.file_type().is_file())
+                .filter(|(_, _, m)| {
+                    if !(self.opts.keep_hardlinks && m.nlink() > 1) {
+                        return true;
+                    }
+                    let key = (m.dev(), m.ino());
+                    !self.inodes.contains_key(&key) && seen.insert(key)
+                })
+                .map(|(p, _, m)| (p.clone(), m.len()))
+                .collect();
+            self.ahead = Some(Prefetch::start(files));
+        }
+        let mut result = Ok(());
+        for (src, name, meta) in &items {
+            result = self.append_path(src, name, meta);
+            if result.is_err() {
+                break;
             }
         }
-        Ok(())
+        if let Some(p) = self.ahead.take() {
+            p.finish();
+        }
+        result
     }
 
     fn append_path(&mut self, src: &Path, name: &[u8], meta: &fs::Metadata) -> io::Result<()> {
@@ -161,11 +217,15 @@ impl<W: Write> TarWriter<W> {
                 }
                 self.inodes.insert(key, name.to_vec());
             }
-            let f = fs::File::open(src).map_err(|e| path_err("open", src, e))?;
             let size = meta.len();
             let mut h = self.header(EntryType::Regular, name, mode, uid, gid, size)?;
             h.set_cksum();
-            self.append_file_data(&h, f, size, src)?;
+            if self.ahead.is_some() {
+                self.append_prefetched(&h, size, src)?;
+            } else {
+                let f = fs::File::open(src).map_err(|e| path_err("open", src, e))?;
+                self.append_file_data(&h, f, size, src)?;
+            }
             self.written.insert(name.to_vec());
             return Ok(());
         }
@@ -245,6 +305,42 @@ impl<W: Write> TarWriter<W> {
             let n = reader.read(&mut self.buf[..want])?;
             out.write_all(&self.buf[..n])?;
             left -= n as u64;
+        }
+        let pad = (512 - (size % 512) as usize) % 512;
+        out.write_all(&[0u8; 512][..pad])
+    }
+
+    /// Write `h` and the file's contents as read ahead, padded to a block.
+    fn append_prefetched(&mut self, h: &Header, size: u64, path: &Path) -> io::Result<()> {
+        let Some(ahead) = &self.ahead else {
+            return Err(io::Error::other("no read-ahead running"));
+        };
+        let out = self.out.get_mut();
+        out.write_all(h.as_bytes())?;
+        let mut got = 0u64;
+        loop {
+            match ahead.rx.recv() {
+                Ok(Piece::Chunk { data, last }) => {
+                    out.write_all(&data)?;
+                    got += data.len() as u64;
+                    if last {
+                        break;
+                    }
+                }
+                Ok(Piece::Fail(e)) => return Err(e),
+                Err(_) => {
+                    return Err(io::Error::other(format!(
+                        "read-ahead stopped before {}",
+                        path.display()
+                    )))
+                }
+            }
+        }
+        if got != size {
+            return Err(io::Error::other(format!(
+                "read-ahead out of step at {}: {got} of {size} bytes",
+                path.display()
+            )));
         }
         let pad = (512 - (size % 512) as usize) % 512;
         out.write_all(&[0u8; 512][..pad])
@@ -449,5 +545,49 @@ mod tests {
         assert_eq!(got[2].1.as_deref(), Some(target.as_bytes()));
         assert_eq!(bytes.len() % 512, 0);
         assert!(bytes[bytes.len() - 1024..].iter().all(|b| *b == 0));
+    }
+
+    #[test]
+    fn read_ahead_keeps_contents_links_and_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let big: Vec<u8> = (0..3 * 1024 * 1024 + 17).map(|i| (i % 251) as u8).collect();
+        fs::write(dir.path().join("big"), &big).unwrap();
+        fs::write(dir.path().join("empty"), b"").unwrap();
+        fs::write(dir.path().join("a"), b"first").unwrap();
+        fs::hard_link(dir.path().join("a"), dir.path().join("b")).unwrap();
+        let mut w = TarWriter::new(Vec::new(), TarOptions::default());
+        w.append_tree(dir.path(), "root").unwrap();
+        let bytes = w.finish().unwrap();
+        let mut ar = tar::Archive::new(&bytes[..]);
+        let mut seen = Vec::new();
+        for e in ar.entries().unwrap() {
+            let mut e = e.unwrap();
+            let name = String::from_utf8(e.path_bytes().to_vec()).unwrap();
+            let mut data = Vec::new();
+            e.read_to_end(&mut data).unwrap();
+            match name.as_str() {
+                "root/big" => assert!(data == big, "big file contents differ"),
+                "root/a" => assert_eq!(data, b"first"),
+                "root/b" => assert_eq!(e.header().entry_type(), EntryType::Link),
+                _ => {}
+            }
+            seen.push(name);
+        }
+        assert_eq!(seen, ["root", "root/a", "root/b", "root/big", "root/empty"]);
+        // Same bytes as writing without read-ahead.
+        let mut plain = TarWriter::new(Vec::new(), TarOptions::default());
+        plain
+            .append_path(
+                dir.path(),
+                b"root",
+                &fs::symlink_metadata(dir.path()).unwrap(),
+            )
+            .unwrap();
+        for n in ["a", "b", "big", "empty"] {
+            plain
+                .append_entry(&dir.path().join(n), format!("root/{n}").as_bytes())
+                .unwrap();
+        }
+        assert!(plain.finish().unwrap() == bytes);
     }
 }
