@@ -336,3 +336,72 @@ fn https_basic_auth_with_secrets() {
     let e = fetch_only(&url, "main", &[], &root3).unwrap_err();
     assert!(e.contains("no git secret matches this repository"), "{e}");
 }
+
+// kpack's git fetch_test "initializes submodules": with GIT_INITIALIZE_SUBMODULES each
+// submodule is logged and checked out; without, its directory stays empty.
+#[test]
+fn submodules_when_asked() {
+    let t = tempfile::tempdir().unwrap();
+    let repos = t.path().join("repos");
+    std::fs::create_dir_all(&repos).unwrap();
+    // The daemon serves whatever appears under `repos`, so the submodule URL can name it.
+    let d = git_daemon(&repos);
+    let lib_url = format!("git://127.0.0.1:{}/lib.git", d.1);
+    let lib = t.path().join("lib");
+    std::fs::create_dir_all(&lib).unwrap();
+    git(&lib, &["init", "-q", "-b", "main"]);
+    std::fs::write(lib.join("lib.txt"), "from the submodule\n").unwrap();
+    git(&lib, &["add", "-A"]);
+    git(&lib, &["commit", "-q", "-m", "lib"]);
+    git(t.path(), &["clone", "-q", "--bare", "lib", "repos/lib.git"]);
+    let app = t.path().join("app");
+    std::fs::create_dir_all(&app).unwrap();
+    git(&app, &["init", "-q", "-b", "main"]);
+    std::fs::write(app.join("main.txt"), "app\n").unwrap();
+    git(&app, &["submodule", "add", "-q", &lib_url, "vendor/lib"]);
+    git(&app, &["add", "-A"]);
+    git(&app, &["commit", "-q", "-m", "app"]);
+    git(t.path(), &["clone", "-q", "--bare", "app", "repos/app.git"]);
+    let url = format!("git://127.0.0.1:{}/app.git", d.1);
+
+    let fetch = |submodules: bool| {
+        let root = Root::new();
+        let paths = buildpod::kpack::paths::Paths::under(root.dir.path());
+        let kc = buildpod::creds::git::GitKeychain::new(&paths, &[], &[]).unwrap();
+        let lines = std::cell::RefCell::new(Vec::new());
+        buildpod::source::git::fetch(
+            &buildpod::source::git::GitRequest {
+                url: &url,
+                revision: "main",
+                submodules,
+                trust_unknown_hosts: true,
+                workspace: &paths.workspace(),
+                workspace_shown: "/workspace",
+                metadata_dir: &paths.project_metadata_dir(),
+                metadata_dir_shown: "/projectMetadata",
+            },
+            &kc,
+            &|l| lines.borrow_mut().push(l.to_string()),
+        )
+        .unwrap();
+        (root, lines.into_inner())
+    };
+    let (root, lines) = fetch(true);
+    assert_eq!(
+        read(&root.path("workspace/vendor/lib/lib.txt")),
+        "from the submodule\n"
+    );
+    assert_eq!(
+        lines,
+        vec![
+            format!("Cloning \"{url}\" @ \"main\"..."),
+            format!("Updating submodule {lib_url}"),
+            format!("Successfully cloned \"{url}\" @ \"main\" in path \"/workspace\""),
+        ]
+    );
+    let (root, lines) = fetch(false);
+    assert_eq!(read(&root.path("workspace/main.txt")), "app\n");
+    assert!(root.path("workspace/vendor/lib").is_dir());
+    assert!(!root.path("workspace/vendor/lib/lib.txt").exists());
+    assert_eq!(lines.len(), 2, "{lines:?}");
+}

@@ -258,6 +258,10 @@ pub fn fetch(
         &[
             "-c",
             "protocol.version=2",
+            // Keep the received pack (as go-git does) instead of re-compressing every object
+            // into a loose file: half the time of a shallow fetch of large files.
+            "-c",
+            "fetch.unpackLimit=1",
             "fetch",
             "-q",
             "--no-tags",
@@ -361,7 +365,16 @@ fn update_submodules(
         git(
             ws,
             &env,
-            &["submodule", "update", "--init", "--recursive", "--", &path],
+            &[
+                "-c",
+                "fetch.unpackLimit=1",
+                "submodule",
+                "update",
+                "--init",
+                "--recursive",
+                "--",
+                &path,
+            ],
         )
         .map_err(|e| SourceError::new(format!("updating submodule {url}: {e}")))?;
     }
