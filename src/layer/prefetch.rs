@@ -9,7 +9,11 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::thread::JoinHandle;
 
 const CHUNK: u64 = 1024 * 1024;
+/// Batches in flight; a batch holds at most about `CHUNK` bytes.
 const DEPTH: usize = 16;
+/// Pieces per batch: small files travel together, so the threads rarely wait on each other
+/// (one channel hand-off per file costs more than reading a small file).
+const BATCH: usize = 64;
 
 /// Part of one file's contents, in order; `last` ends the file.
 pub(crate) enum Piece {
@@ -18,7 +22,8 @@ pub(crate) enum Piece {
 }
 
 pub(crate) struct Prefetch {
-    pub rx: Receiver<Piece>,
+    rx: Receiver<Vec<Piece>>,
+    pending: std::collections::VecDeque<Piece>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -27,27 +32,43 @@ impl Prefetch {
     pub fn start(files: Vec<(PathBuf, u64)>) -> Prefetch {
         let (tx, rx) = sync_channel(DEPTH);
         let thread = std::thread::spawn(move || {
+            let mut batch = Batch {
+                tx,
+                pieces: Vec::new(),
+                bytes: 0,
+            };
             for (p, size) in files {
-                match read_file(&p, size, &tx) {
+                match read_file(&p, size, &mut batch) {
                     Ok(true) => {}
                     // The writer stopped (an error elsewhere): nothing more to do.
                     Ok(false) => return,
                     Err(e) => {
-                        let _ = tx.send(Piece::Fail(e));
+                        batch.pieces.push(Piece::Fail(e));
+                        let _ = batch.flush();
                         return;
                     }
                 }
             }
+            let _ = batch.flush();
         });
         Prefetch {
             rx,
+            pending: std::collections::VecDeque::new(),
             thread: Some(thread),
         }
     }
 
+    /// The next piece, in order; `None` when the reader thread is gone.
+    pub fn next(&mut self) -> Option<Piece> {
+        if self.pending.is_empty() {
+            self.pending.extend(self.rx.recv().ok()?);
+        }
+        self.pending.pop_front()
+    }
+
     /// Stop reading (the receiver goes first, so a blocked sender wakes up) and wait.
     pub fn finish(mut self) {
-        let Prefetch { rx, thread } = &mut self;
+        let Prefetch { rx, thread, .. } = &mut self;
         drop(std::mem::replace(rx, sync_channel(0).1));
         if let Some(t) = thread.take() {
             let _ = t.join();
@@ -55,8 +76,32 @@ impl Prefetch {
     }
 }
 
-/// Send `size` bytes of `p`; false when the receiver is gone.
-fn read_file(p: &PathBuf, size: u64, tx: &SyncSender<Piece>) -> io::Result<bool> {
+struct Batch {
+    tx: SyncSender<Vec<Piece>>,
+    pieces: Vec<Piece>,
+    bytes: u64,
+}
+
+impl Batch {
+    /// Queue a piece, sending the batch when full; false when the receiver is gone.
+    fn push(&mut self, piece: Piece, len: u64) -> bool {
+        self.pieces.push(piece);
+        self.bytes += len;
+        if self.pieces.len() >= BATCH || self.bytes >= CHUNK {
+            return self.flush();
+        }
+        true
+    }
+
+    fn flush(&mut self) -> bool {
+        self.bytes = 0;
+        let pieces = std::mem::take(&mut self.pieces);
+        pieces.is_empty() || self.tx.send(pieces).is_ok()
+    }
+}
+
+/// Queue `size` bytes of `p`; false when the receiver is gone.
+fn read_file(p: &PathBuf, size: u64, batch: &mut Batch) -> io::Result<bool> {
     let f = fs::File::open(p)
         .map_err(|e| io::Error::new(e.kind(), format!("open {}: {e}", p.display())))?;
     let mut r = f.take(size);
@@ -79,7 +124,7 @@ fn read_file(p: &PathBuf, size: u64, tx: &SyncSender<Piece>) -> io::Result<bool>
         })?;
         left -= n as u64;
         let last = left == 0;
-        if tx.send(Piece::Chunk { data, last }).is_err() {
+        if !batch.push(Piece::Chunk { data, last }, n as u64) {
             return Ok(false);
         }
         if last {

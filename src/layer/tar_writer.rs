@@ -312,23 +312,23 @@ impl<W: Write> TarWriter<W> {
 
     /// Write `h` and the file's contents as read ahead, padded to a block.
     fn append_prefetched(&mut self, h: &Header, size: u64, path: &Path) -> io::Result<()> {
-        let Some(ahead) = &self.ahead else {
+        let Some(ahead) = &mut self.ahead else {
             return Err(io::Error::other("no read-ahead running"));
         };
         let out = self.out.get_mut();
         out.write_all(h.as_bytes())?;
         let mut got = 0u64;
         loop {
-            match ahead.rx.recv() {
-                Ok(Piece::Chunk { data, last }) => {
+            match ahead.next() {
+                Some(Piece::Chunk { data, last }) => {
                     out.write_all(&data)?;
                     got += data.len() as u64;
                     if last {
                         break;
                     }
                 }
-                Ok(Piece::Fail(e)) => return Err(e),
-                Err(_) => {
+                Some(Piece::Fail(e)) => return Err(e),
+                None => {
                     return Err(io::Error::other(format!(
                         "read-ahead stopped before {}",
                         path.display()
