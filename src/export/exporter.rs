@@ -113,9 +113,10 @@ pub fn export(
     };
 
     let plan = plan(opts)?;
-    let mut copts = opts.compression.clone();
+    // Every layer may use every core: the app layer usually dwarfs the rest, and compressed
+    // output does not depend on the thread count.
+    let copts = opts.compression.clone();
     let parallel = opts.parallel.max(1);
-    copts.threads = (copts.threads / parallel).max(1);
     let results: Mutex<Vec<Option<Result<Done, ExportError>>>> =
         Mutex::new((0..plan.len()).map(|_| None).collect());
     let next = AtomicUsize::new(0);
