@@ -215,6 +215,9 @@ fn exporter_bad_input_names_the_file_or_reference() {
 
     let (code, out) = w.exporter(&[], &[]);
     assert_eq!(code, 3, "{out}");
+    let (code, out) = w.exporter(&["-run-image", "other/run"], std::slice::from_ref(&img));
+    assert_eq!(code, 3, "{out}");
+    assert!(out.contains("-run-image"), "{out}");
     let (code, out) = w.exporter(&["-daemon"], std::slice::from_ref(&img));
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("not supported"), "{out}");

@@ -28,6 +28,16 @@ pub fn run(inputs: &Inputs, log: &Log) -> Result<(), PhaseError> {
             "exporting to a docker daemon (-daemon) is not supported by this lifecycle; export to a registry or use -layout",
         ));
     }
+    // -run-image is only tolerated when it repeats CNB_RUN_IMAGE (the run image comes from
+    // analyzed.toml).
+    if let Some(r) = &inputs.run_image {
+        if std::env::var("CNB_RUN_IMAGE").ok().as_deref() != Some(r.as_str()) {
+            return Err(PhaseError::new(
+                exitcode::INVALID_ARGS,
+                "-run-image is not supported by the exporter; the run image comes from analyzed.toml",
+            ));
+        }
+    }
     check_output_names(&inputs.images, inputs.layout)
         .map_err(|m| PhaseError::new(exitcode::INVALID_ARGS, m))?;
     // Credentials are read before dropping privileges.
