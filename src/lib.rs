@@ -3,6 +3,7 @@
 //! Modules are split by domain; data types are kept apart from I/O so that the logic
 //! can be tested without root or network.
 
+pub mod builder;
 pub mod cache;
 pub mod cli;
 pub mod clusterlifecycle;

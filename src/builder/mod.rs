@@ -1,0 +1,17 @@
+//! Builders from kpack resources: parsing ClusterStack, ClusterBuildpack, Buildpack,
+//! ClusterStore, Builder and ClusterBuilder YAML, resolving a builder's order to buildpacks
+//! with kpack's rules, and the status kpack reports for a builder.
+//!
+//! Everything here is pure (no registry): resolution works on the resources' `status` data.
+
+pub mod error;
+pub mod resolve;
+pub mod resources;
+pub mod tree;
+
+#[cfg(test)]
+mod resolve_tests;
+
+pub use error::Error;
+pub use resolve::{Resolution, Resolver, Selected};
+pub use resources::{parse, Builder, BuilderKind, BuildpackSource, BuildpackStatus, Resources};
