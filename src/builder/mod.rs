@@ -7,11 +7,15 @@
 pub mod error;
 pub mod resolve;
 pub mod resources;
+pub mod status;
 pub mod tree;
 
 #[cfg(test)]
 mod resolve_tests;
+#[cfg(test)]
+mod status_tests;
 
 pub use error::Error;
 pub use resolve::{Resolution, Resolver, Selected};
 pub use resources::{parse, Builder, BuilderKind, BuildpackSource, BuildpackStatus, Resources};
+pub use status::{status, BuilderStatus};
