@@ -3,6 +3,8 @@
 /// What went wrong, and where: every resolution error names the builder and its order entry.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    #[error(transparent)]
+    Oci(#[from] crate::oci::Error),
     #[error("invalid builder resources yaml: {0}")]
     Yaml(String),
     /// A resource that is invalid on its own (webhook-style validation).
@@ -36,6 +38,7 @@ impl Error {
     /// The message without the builder and entry prefix (kpack's wording, for comparisons).
     pub fn reason(&self) -> String {
         match self {
+            Error::Oci(e) => e.to_string(),
             Error::Yaml(r) => r.clone(),
             Error::Resource { reason, .. }
             | Error::Builder { reason, .. }

@@ -7,6 +7,7 @@
 pub mod error;
 pub mod resolve;
 pub mod resources;
+pub mod stack;
 pub mod status;
 pub mod tree;
 

@@ -2,6 +2,7 @@
 
 pub mod image;
 pub mod lifecycle;
+pub mod stack;
 
 use clap::{Parser, Subcommand};
 
@@ -30,6 +31,9 @@ pub enum Command {
     /// Lifecycle images: build ours, select one OS's lifecycle out of one.
     #[command(subcommand)]
     Lifecycle(lifecycle::LifecycleCommand),
+    /// Stack images: build the tiny stack.
+    #[command(subcommand)]
+    Stack(stack::StackCommand),
     /// kpack's build-init step (Go-style flags, as in kpack's pod specs).
     #[command(alias = "build-init", disable_help_flag = true)]
     Prepare(KpackStep),
@@ -80,6 +84,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Image(c) => image::run_image(c),
         Command::Layer(c) => image::run_layer(c),
         Command::Lifecycle(c) => lifecycle::run(c),
+        Command::Stack(c) => stack::run(c),
         Command::Prepare(_)
         | Command::Completion(_)
         | Command::Rebase(_)
