@@ -326,10 +326,13 @@ fn missing_mixins(app: &ImageConfig, run: &ImageConfig) -> Vec<String> {
             .collect()
     };
     let have = parse(run);
-    parse(app)
+    let mut missing: Vec<String> = parse(app)
         .into_iter()
         .filter(|m| !have.contains(m))
-        .collect()
+        .collect();
+    // Sorted, as the lifecycle prints them.
+    missing.sort();
+    missing
 }
 
 #[cfg(test)]

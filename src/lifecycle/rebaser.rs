@@ -49,7 +49,9 @@ pub fn run(inputs: &Inputs, log: &Log) -> Result<(), PhaseError> {
     let run_digest = platform_digest(&run, &app_config)
         .map_err(|e| rebase_err(format!("run image {run_name}: {e}")))?;
     let run_repo = parse_reference(&run_name)
-        .map(|r| format!("{}/{}", r.registry(), r.repository()))
+        // Fully qualified like go-containerregistry (`index.docker.io/...`), so kpack sees the
+        // same reference it would have written.
+        .map(|r| format!("{}/{}", r.resolve_registry(), r.repository()))
         .map_err(rebase_err)?;
     let outputs = images.outputs(&inputs.images).map_err(rebase_err)?;
     let opts = RebaseOptions {
