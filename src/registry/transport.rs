@@ -3,6 +3,7 @@
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig};
@@ -18,50 +19,75 @@ const SYSTEM_BUNDLES: &[&str] = &[
 /// Certificates to trust: the system bundle (or `SSL_CERT_FILE`), every file in `SSL_CERT_DIR`,
 /// and `extra` files. With none of those present (a scratch image), the bundled webpki roots.
 pub fn root_certs(extra: &[PathBuf]) -> Result<RootCerts, RegistryError> {
-    let mut files: Vec<PathBuf> = Vec::new();
-    match std::env::var_os("SSL_CERT_FILE") {
-        Some(f) => files.push(PathBuf::from(f)),
-        None => {
-            if let Some(b) = SYSTEM_BUNDLES.iter().map(Path::new).find(|p| p.is_file()) {
-                files.push(b.to_path_buf());
-            }
-        }
-    }
-    if let Some(dir) = std::env::var_os("SSL_CERT_DIR") {
-        for d in std::env::split_paths(&dir) {
-            if let Ok(rd) = std::fs::read_dir(&d) {
-                let mut names: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
-                names.sort();
-                files.extend(names.into_iter().filter(|p| p.is_file()));
-            }
-        }
-    }
-    files.extend(extra.iter().cloned());
-    let mut certs: Vec<Certificate<'static>> = Vec::new();
-    for f in &files {
-        let pem = std::fs::read(f).map_err(|e| {
-            RegistryError::Config(format!("read CA certificates {}: {e}", f.display()))
-        })?;
-        for item in ureq::tls::parse_pem(&pem) {
-            match item {
-                Ok(PemItem::Certificate(c)) => certs.push(c.to_owned()),
-                Ok(_) => {}
-                Err(e) => {
-                    // A hashed-name symlink dir may hold non-PEM files; only explicit files must parse.
-                    if extra.contains(f) {
-                        return Err(RegistryError::Config(format!(
-                            "{}: invalid PEM: {e}",
-                            f.display()
-                        )));
-                    }
-                }
-            }
-        }
+    let mut certs: Vec<Certificate<'static>> = system_certs()?.to_vec();
+    for f in extra {
+        read_pem(f, true, &mut certs)?;
     }
     if certs.is_empty() {
         return Ok(RootCerts::WebPki);
     }
     Ok(RootCerts::new_with_certs(&certs))
+}
+
+/// The system part, read once per process: phases and kpack steps make several clients, and
+/// reading a certificate directory costs tens of milliseconds.
+fn system_certs() -> Result<&'static [Certificate<'static>], RegistryError> {
+    static SYSTEM: OnceLock<Result<Vec<Certificate<'static>>, String>> = OnceLock::new();
+    SYSTEM
+        .get_or_init(|| {
+            let mut files: Vec<PathBuf> = Vec::new();
+            match std::env::var_os("SSL_CERT_FILE") {
+                Some(f) => files.push(PathBuf::from(f)),
+                None => {
+                    if let Some(b) = SYSTEM_BUNDLES.iter().map(Path::new).find(|p| p.is_file()) {
+                        files.push(b.to_path_buf());
+                    }
+                }
+            }
+            if let Some(dir) = std::env::var_os("SSL_CERT_DIR") {
+                for d in std::env::split_paths(&dir) {
+                    if let Ok(rd) = std::fs::read_dir(&d) {
+                        let mut names: Vec<PathBuf> =
+                            rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
+                        names.sort();
+                        files.extend(names.into_iter().filter(|p| p.is_file()));
+                    }
+                }
+            }
+            let mut certs = Vec::new();
+            for f in &files {
+                read_pem(f, false, &mut certs).map_err(|e| e.to_string())?;
+            }
+            Ok(certs)
+        })
+        .as_ref()
+        .map(Vec::as_slice)
+        .map_err(|e| RegistryError::Config(e.clone()))
+}
+
+/// Append the certificates of `f`. Only an explicitly named file must be valid PEM: a
+/// hashed-name certificate dir may hold other files.
+fn read_pem(
+    f: &Path,
+    explicit: bool,
+    certs: &mut Vec<Certificate<'static>>,
+) -> Result<(), RegistryError> {
+    let pem = std::fs::read(f)
+        .map_err(|e| RegistryError::Config(format!("read CA certificates {}: {e}", f.display())))?;
+    for item in ureq::tls::parse_pem(&pem) {
+        match item {
+            Ok(PemItem::Certificate(c)) => certs.push(c.to_owned()),
+            Ok(_) => {}
+            Err(e) if explicit => {
+                return Err(RegistryError::Config(format!(
+                    "{}: invalid PEM: {e}",
+                    f.display()
+                )))
+            }
+            Err(_) => {}
+        }
+    }
+    Ok(())
 }
 
 /// Build an agent. Status codes are returned, not raised, so the client can read error bodies.
