@@ -11,6 +11,7 @@ pub mod creds;
 pub mod digest;
 pub mod export;
 pub mod fsutil;
+pub mod imagebuild;
 pub mod kpack;
 pub mod launcher;
 pub mod layer;

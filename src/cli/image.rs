@@ -48,6 +48,8 @@ impl RegistryArgs {
 
 #[derive(Subcommand, Debug)]
 pub enum ImageCommand {
+    /// Build an image from a definition file (TOML); prints its digest.
+    Build(super::image_build::BuildArgs),
     /// Copy an image (oci:DIR[:TAG], docker://REF or REF) to another location.
     Copy {
         src: String,
@@ -95,6 +97,7 @@ pub enum LayerCommand {
 
 pub fn run_image(c: ImageCommand) -> Result<()> {
     match c {
+        ImageCommand::Build(a) => super::image_build::run(a),
         ImageCommand::Copy {
             src,
             dst,

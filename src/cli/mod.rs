@@ -1,6 +1,7 @@
 //! The `buildpod` command line (thin: parses flags and calls the library).
 
 pub mod image;
+pub mod image_build;
 pub mod lifecycle;
 pub mod stack;
 
