@@ -12,6 +12,7 @@ pub mod digest;
 pub mod export;
 pub mod fsutil;
 pub mod imagebuild;
+pub mod k8s_yaml;
 pub mod kpack;
 pub mod launcher;
 pub mod layer;

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::Error;
+use crate::k8s_yaml::{objects, Metadata, Object};
 
 pub const API_VERSION: &str = "kpack.io/v1alpha2";
 pub const KIND_BUILDPACK: &str = "Buildpack";
@@ -319,29 +320,6 @@ impl Resources {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Doc {
-    #[serde(default)]
-    api_version: String,
-    #[serde(default)]
-    kind: String,
-    #[serde(default)]
-    metadata: Meta,
-    #[serde(default)]
-    spec: Option<serde_norway::Value>,
-    #[serde(default)]
-    status: Option<serde_norway::Value>,
-}
-
-#[derive(Default, Deserialize)]
-struct Meta {
-    #[serde(default)]
-    name: String,
-    #[serde(default)]
-    namespace: String,
-}
-
 #[derive(Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct SourceSpec {
@@ -399,13 +377,7 @@ struct BuilderSpec {
 /// Parse every document of `yaml`.
 pub fn parse(yaml: &str) -> Result<Resources, Error> {
     let mut res = Resources::default();
-    for (i, de) in serde_norway::Deserializer::from_str(yaml).enumerate() {
-        let yaml_err = |e: serde_norway::Error| Error::Yaml(format!("document {}: {e}", i + 1));
-        let value = serde_norway::Value::deserialize(de).map_err(yaml_err)?;
-        if value.is_null() {
-            continue;
-        }
-        let doc: Doc = serde_norway::from_value(value).map_err(yaml_err)?;
+    for doc in objects(yaml).map_err(Error::Yaml)? {
         let kind = doc.kind.clone();
         let relevant = [
             KIND_BUILDPACK,
@@ -492,7 +464,7 @@ fn part<T: serde::de::DeserializeOwned + Default>(
     }
 }
 
-fn namespace(meta: &Meta) -> String {
+fn namespace(meta: &Metadata) -> String {
     if meta.namespace.is_empty() {
         DEFAULT_NAMESPACE.to_string()
     } else {
@@ -500,7 +472,7 @@ fn namespace(meta: &Meta) -> String {
     }
 }
 
-fn source(doc: Doc, kind: SourceKind) -> Result<BuildpackSource, Error> {
+fn source(doc: Object, kind: SourceKind) -> Result<BuildpackSource, Error> {
     let (k, name) = (kind.as_str(), doc.metadata.name.as_str());
     let spec: SourceSpec = part(doc.spec, k, name, "spec")?;
     let status: SourceStatus = part(doc.status, k, name, "status")?;
@@ -536,7 +508,7 @@ fn source(doc: Doc, kind: SourceKind) -> Result<BuildpackSource, Error> {
     })
 }
 
-fn stack(doc: Doc) -> Result<ClusterStack, Error> {
+fn stack(doc: Object) -> Result<ClusterStack, Error> {
     let name = doc.metadata.name.as_str();
     let spec: StackSpec = part(doc.spec, KIND_CLUSTER_STACK, name, "spec")?;
     let status: Option<StackStatus> = match doc.status {
@@ -569,7 +541,7 @@ fn stack(doc: Doc) -> Result<ClusterStack, Error> {
     })
 }
 
-fn builder(doc: Doc, kind: BuilderKind) -> Result<Builder, Error> {
+fn builder(doc: Object, kind: BuilderKind) -> Result<Builder, Error> {
     let (k, name) = (kind.as_str(), doc.metadata.name.as_str());
     let spec: BuilderSpec = part(doc.spec, k, name, "spec")?;
     let err = |reason: String| Error::resource(k, name, reason);

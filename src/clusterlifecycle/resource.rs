@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::descriptor::{Apis, LegacyApi, LABEL_APIS, LABEL_BUILDER_METADATA};
 use super::negotiate::{negotiate, BuildpackApi, Negotiated};
 use super::Error;
+use crate::k8s_yaml::{objects, Object};
 use crate::lifecycle::api::{ApiVersion, PLATFORM_APIS};
 use crate::oci::location::Location;
 use crate::oci::manifest::{descriptor_digest, select_platform};
@@ -52,25 +53,6 @@ pub struct Documents {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Doc {
-    #[serde(default)]
-    api_version: String,
-    #[serde(default)]
-    kind: String,
-    #[serde(default)]
-    metadata: Meta,
-    #[serde(default)]
-    spec: Option<serde_norway::Value>,
-}
-
-#[derive(Default, Deserialize)]
-struct Meta {
-    #[serde(default)]
-    name: String,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
 struct LifecycleSpec {
     #[serde(default)]
     image: String,
@@ -95,14 +77,7 @@ struct ObjectRef {
 /// Parse every document of `yaml`; ClusterLifecycles are validated as kpack's webhook does.
 pub fn parse(yaml: &str) -> Result<Documents, Error> {
     let mut docs = Documents::default();
-    for (i, de) in serde_norway::Deserializer::from_str(yaml).enumerate() {
-        let value = serde_norway::Value::deserialize(de)
-            .map_err(|e| Error::Yaml(format!("document {}: {e}", i + 1)))?;
-        if value.is_null() {
-            continue;
-        }
-        let doc: Doc = serde_norway::from_value(value)
-            .map_err(|e| Error::Yaml(format!("document {}: {e}", i + 1)))?;
+    for doc in objects(yaml).map_err(Error::Yaml)? {
         match doc.kind.as_str() {
             KIND => docs.lifecycles.push(lifecycle(doc)?),
             "Builder" | "ClusterBuilder" => docs.builders.push(builder(doc)?),
@@ -117,7 +92,7 @@ pub fn parse(yaml: &str) -> Result<Documents, Error> {
     Ok(docs)
 }
 
-fn spec<T: serde::de::DeserializeOwned>(doc: &mut Doc, what: &str) -> Result<Option<T>, Error> {
+fn spec<T: serde::de::DeserializeOwned>(doc: &mut Object, what: &str) -> Result<Option<T>, Error> {
     doc.spec
         .take()
         .map(|v| {
@@ -127,7 +102,7 @@ fn spec<T: serde::de::DeserializeOwned>(doc: &mut Doc, what: &str) -> Result<Opt
         .transpose()
 }
 
-fn lifecycle(mut doc: Doc) -> Result<ClusterLifecycle, Error> {
+fn lifecycle(mut doc: Object) -> Result<ClusterLifecycle, Error> {
     let name = doc.metadata.name.clone();
     if doc.api_version != API_VERSION {
         return Err(Error::resource(
@@ -172,7 +147,7 @@ fn lifecycle(mut doc: Doc) -> Result<ClusterLifecycle, Error> {
     })
 }
 
-fn builder(mut doc: Doc) -> Result<BuilderRef, Error> {
+fn builder(mut doc: Object) -> Result<BuilderRef, Error> {
     let spec: Option<BuilderSpec> = spec(&mut doc, "builder spec")?;
     let lifecycle = match spec.and_then(|s| s.lifecycle) {
         None => None,
