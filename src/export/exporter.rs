@@ -20,7 +20,8 @@ use crate::oci::assemble::{push_layer_with, write_manifest};
 use crate::oci::config::rfc3339;
 use crate::oci::copy::{copy_blobs, CopyOptions, CopyStats};
 use crate::oci::manifest::descriptor_digest;
-use crate::oci::{BlobStore, ImageConfig, Manifest};
+use crate::oci::view::ImageView;
+use crate::oci::{BlobStore, ImageConfig, Manifest, PlatformSpec};
 
 /// An image to read from: a store and a reference in it (tag or digest).
 pub struct ImageSource<'a> {
@@ -264,19 +265,14 @@ fn run_image_for_export(opts: &ExportOptions) -> RunImageEntry {
 }
 
 fn previous_layers(p: &ImageSource<'_>) -> Result<HashMap<Digest, Descriptor>, crate::oci::Error> {
-    let m = p.store.get_manifest(&p.reference)?;
-    let Manifest::Image(im) = m.parse()? else {
+    let Some(view) = ImageView::load(p.store, &p.reference, &PlatformSpec::host())? else {
         return Ok(HashMap::new());
     };
-    let cd = descriptor_digest(im.config())?;
-    let cfg = ImageConfig::from_json(
-        &p.store.read_blob(&cd, Some(im.config().size()))?,
-        "previous image config",
-    )?;
-    Ok(cfg
+    Ok(view
+        .config
         .diff_ids()?
         .into_iter()
-        .zip(im.layers().iter().cloned())
+        .zip(view.image.layers().iter().cloned())
         .collect())
 }
 

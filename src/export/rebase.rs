@@ -5,13 +5,12 @@
 use oci_spec::image::{Descriptor, History};
 
 use super::labels::{LayersMetadata, StackRunImage, LIFECYCLE_METADATA};
-use super::ImageSource;
 use crate::digest::Digest;
 use crate::oci::assemble::write_manifest;
 use crate::oci::config::rfc3339;
 use crate::oci::copy::{copy_blobs, CopyOptions, CopyStats};
-use crate::oci::manifest::descriptor_digest;
-use crate::oci::{BlobStore, ImageConfig, Manifest};
+use crate::oci::view::ImageView;
+use crate::oci::{BlobStore, ImageConfig};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RebaseError {
@@ -44,48 +43,26 @@ pub struct RebaseReport {
     pub base: CopyStats,
 }
 
-struct Loaded {
-    layers: Vec<Descriptor>,
-    config: ImageConfig,
-    media_type: String,
-}
-
-fn load(src: &ImageSource<'_>) -> Result<Loaded, crate::oci::Error> {
-    let m = src.store.get_manifest(&src.reference)?;
-    let media_type = m.media_type.clone();
-    let Manifest::Image(im) = m.parse()? else {
-        return Err(crate::oci::Error::Layout(
-            "is an index; name one platform's manifest".into(),
-        ));
-    };
-    let cd = descriptor_digest(im.config())?;
-    let config = ImageConfig::from_json(
-        &src.store.read_blob(&cd, Some(im.config().size()))?,
-        "image config",
-    )?;
-    Ok(Loaded {
-        layers: im.layers().to_vec(),
-        config,
-        media_type,
-    })
+/// An image already read from its store (manifest and config only).
+pub struct Loaded<'a> {
+    pub store: &'a dyn BlobStore,
+    /// How messages name it.
+    pub name: String,
+    pub view: ImageView,
 }
 
 /// Rebase `app` onto `new_run`, writing the result into `target` under `opts.tags`.
 pub fn rebase(
-    app: &ImageSource<'_>,
-    new_run: &ImageSource<'_>,
+    app: &Loaded<'_>,
+    new_run: &Loaded<'_>,
     target: &dyn BlobStore,
     opts: &RebaseOptions,
 ) -> Result<RebaseReport, RebaseError> {
     let app_err = |message: String| RebaseError::App {
-        reference: app.reference.clone(),
+        reference: app.name.clone(),
         message,
     };
-    let a = load(app).map_err(|e| app_err(e.to_string()))?;
-    let r = load(new_run).map_err(|e| RebaseError::RunImage {
-        reference: new_run.reference.clone(),
-        message: e.to_string(),
-    })?;
+    let (a, r) = (&app.view, &new_run.view);
     let label = a.config.label(LIFECYCLE_METADATA).ok_or_else(|| {
         app_err(format!(
             "has no {LIFECYCLE_METADATA} label; was it built with buildpacks?"
@@ -168,21 +145,21 @@ pub fn rebase(
         .last()
         .cloned()
         .ok_or_else(|| RebaseError::RunImage {
-            reference: new_run.reference.clone(),
+            reference: new_run.name.clone(),
             message: "image has no layers".into(),
         })?;
     let mut base = CopyStats::default();
     copy_blobs(
         new_run.store,
         target,
-        &r.layers,
+        r.image.layers(),
         &CopyOptions {
             parallel: 4,
             platform: None,
         },
         &mut base,
     )?;
-    let app_layers = &a.layers[idx + 1..];
+    let app_layers = &a.image.layers()[idx + 1..];
     // Rebasing within the app's repository: its layers are there already. Elsewhere they are
     // mounted from the app's repository (or copied between layouts).
     let in_place = match (app.store.registry_repo(), target.registry_repo()) {
@@ -248,8 +225,8 @@ pub fn rebase(
         }
     }
 
-    let descs: Vec<Descriptor> = r.layers.iter().chain(app_layers).cloned().collect();
-    let m = write_manifest(target, &config, descs, &a.media_type, &opts.tags)?;
+    let descs: Vec<Descriptor> = r.image.layers().iter().chain(app_layers).cloned().collect();
+    let m = write_manifest(target, &config, descs, &a.manifest.media_type, &opts.tags)?;
     Ok(RebaseReport {
         digest: m.digest,
         manifest_size: m.bytes.len() as u64,

@@ -9,11 +9,11 @@ use super::buildchange;
 use super::flags::{self, flag, Kind};
 use super::paths::Paths;
 use crate::creds::docker;
-use crate::export::rebase::{rebase, RebaseError, RebaseOptions};
+use crate::export::rebase::{rebase, Loaded, RebaseError, RebaseOptions};
 use crate::export::report::Report;
-use crate::export::ImageSource;
 use crate::oci::copy::{copy_image, CopyOptions};
 use crate::oci::manifest::{descriptor_digest, select_platform};
+use crate::oci::view::ImageView;
 use crate::oci::{BlobStore as _, ImageConfig, Manifest, PlatformSpec};
 use crate::registry::{parse_reference, Client, ClientOptions, Keychain, RegistryError, Repo};
 use crate::source::registry::fully_qualified_repo;
@@ -110,8 +110,7 @@ pub struct Request {
 struct Found {
     repo: Repo,
     fq_repo: String,
-    digest: String,
-    config: ImageConfig,
+    view: ImageView,
 }
 
 /// imgutil treats 404 and 401 as "no such image"; anything else is a connection error.
@@ -166,8 +165,11 @@ fn open(
     Ok(Some(Found {
         fq_repo: fully_qualified_repo(r.registry(), r.repository()),
         repo,
-        digest: m.digest.to_string(),
-        config,
+        view: ImageView {
+            manifest: m,
+            image: im,
+            config,
+        },
     }))
 }
 
@@ -207,10 +209,10 @@ pub fn run(client: &Arc<Client>, req: &Request, log: &dyn Fn(&str)) -> Result<()
     let default = PlatformSpec::new("linux", "amd64", None);
     let app = open(client, &req.last_built_image, &default)?
         .ok_or_else(|| format!("could not access previous image: {}", req.last_built_image))?;
-    let platform = PlatformSpec::new(&app.config.os(), &app.config.architecture(), None);
+    let platform = PlatformSpec::new(&app.view.config.os(), &app.view.config.architecture(), None);
     let run = open(client, &req.run_image, &platform)?
         .ok_or_else(|| format!("could not access run image: {}", req.run_image))?;
-    check_stacks(&app.config, &run.config)?;
+    check_stacks(&app.view.config, &run.view.config)?;
 
     let first = split(&req.tags[0])?;
     let target = Repo::for_reference(
@@ -232,18 +234,20 @@ pub fn run(client: &Arc<Client>, req: &Request, log: &dyn Fn(&str)) -> Result<()
     }
     let opts = RebaseOptions {
         run_image_name: req.run_image.clone(),
-        run_image_reference: format!("{}@{}", run.fq_repo, run.digest),
+        run_image_reference: format!("{}@{}", run.fq_repo, run.view.digest()),
         force: false,
         tags,
     };
     let report = rebase(
-        &ImageSource {
+        &Loaded {
             store: &app.repo,
-            reference: app.digest.clone(),
+            name: req.last_built_image.clone(),
+            view: app.view,
         },
-        &ImageSource {
+        &Loaded {
             store: &run.repo,
-            reference: run.digest.clone(),
+            name: req.run_image.clone(),
+            view: run.view,
         },
         &target,
         &opts,

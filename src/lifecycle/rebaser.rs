@@ -8,11 +8,10 @@ use super::log::Log;
 use super::phase_error::PhaseError;
 use super::privs;
 use crate::export::labels::{LayersMetadata, LIFECYCLE_METADATA};
-use crate::export::rebase::{rebase, RebaseError, RebaseOptions};
+use crate::export::rebase::{rebase, Loaded, RebaseError, RebaseOptions};
 use crate::export::report::Report;
-use crate::export::ImageSource;
-use crate::oci::manifest::{descriptor_digest, select_platform, PlatformSpec};
-use crate::oci::{ImageConfig, Manifest};
+use crate::oci::view::ImageView;
+use crate::oci::{ImageConfig, PlatformSpec};
 use crate::registry::parse_reference;
 
 fn rebase_err(e: impl std::fmt::Display) -> PhaseError {
@@ -36,18 +35,19 @@ pub fn run(inputs: &Inputs, log: &Log) -> Result<(), PhaseError> {
         .clone()
         .unwrap_or_else(|| inputs.images[0].clone());
     let app = images.open(&app_name).map_err(rebase_err)?;
-    let app_config =
-        read_config(&app).map_err(|e| rebase_err(format!("app image {app_name}: {e}")))?;
+    let app_view = load(&app, &PlatformSpec::host())
+        .map_err(|e| rebase_err(format!("app image {app_name}: {e}")))?;
     let run_name = match &inputs.run_image {
         Some(r) => r.clone(),
-        None => run_image_from_metadata(&images, &app_name, &app_config, log)?,
+        None => run_image_from_metadata(&images, &app_name, &app_view.config, log)?,
     };
     let run = images
         .open(&run_name)
         .map_err(|e| rebase_err(format!("run image {run_name}: {e}")))?;
     // An index is resolved to the app's platform; the label records the digest reference.
-    let run_digest = platform_digest(&run, &app_config)
-        .map_err(|e| rebase_err(format!("run image {run_name}: {e}")))?;
+    let platform = PlatformSpec::new(&app_view.config.os(), &app_view.config.architecture(), None);
+    let run_view =
+        load(&run, &platform).map_err(|e| rebase_err(format!("run image {run_name}: {e}")))?;
     let run_repo = parse_reference(&run_name)
         // Fully qualified like go-containerregistry (`index.docker.io/...`), so kpack sees the
         // same reference it would have written.
@@ -56,18 +56,20 @@ pub fn run(inputs: &Inputs, log: &Log) -> Result<(), PhaseError> {
     let outputs = images.outputs(&inputs.images).map_err(rebase_err)?;
     let opts = RebaseOptions {
         run_image_name: run_name.clone(),
-        run_image_reference: format!("{run_repo}@{run_digest}"),
+        run_image_reference: format!("{run_repo}@{}", run_view.digest()),
         force: inputs.force,
         tags: outputs.tags.clone(),
     };
     let report = rebase(
-        &ImageSource {
+        &Loaded {
             store: app.store.as_ref(),
-            reference: app.reference.clone(),
+            name: app_name.clone(),
+            view: app_view,
         },
-        &ImageSource {
+        &Loaded {
             store: run.store.as_ref(),
-            reference: run_digest.clone(),
+            name: run_name.clone(),
+            view: run_view,
         },
         outputs.target.store.as_ref(),
         &opts,
@@ -90,29 +92,10 @@ pub fn run(inputs: &Inputs, log: &Log) -> Result<(), PhaseError> {
     .map_err(rebase_err)
 }
 
-fn read_config(o: &Opened) -> Result<ImageConfig, crate::oci::Error> {
-    let m = o.store.get_manifest(&o.reference)?;
-    let Manifest::Image(im) = m.parse()? else {
-        return Err(crate::oci::Error::Layout(
-            "is an index; name one platform's manifest".into(),
-        ));
-    };
-    let d = descriptor_digest(im.config())?;
-    ImageConfig::from_json(
-        &o.store.read_blob(&d, Some(im.config().size()))?,
-        "image config",
-    )
-}
-
-fn platform_digest(o: &Opened, app: &ImageConfig) -> Result<String, crate::oci::Error> {
-    let m = o.store.get_manifest(&o.reference)?;
-    match m.parse()? {
-        Manifest::Image(_) => Ok(m.digest.to_string()),
-        Manifest::Index(idx) => {
-            let want = PlatformSpec::parse(&format!("{}/{}", app.os(), app.architecture()))?;
-            Ok(descriptor_digest(select_platform(&idx, &want)?)?.to_string())
-        }
-    }
+/// The image's manifest (one platform of an index) and config.
+fn load(o: &Opened, platform: &PlatformSpec) -> Result<ImageView, crate::oci::Error> {
+    ImageView::load(o.store.as_ref(), &o.reference, platform)?
+        .ok_or_else(|| crate::oci::Error::Layout("image not found".into()))
 }
 
 /// No `-run-image`: the app's `runImage.image` and mirrors (or the deprecated `stack`), the
