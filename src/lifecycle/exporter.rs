@@ -13,7 +13,6 @@ use super::phase_error::PhaseError;
 use super::privs;
 use crate::cache;
 use crate::export::inputs::{read_toml, Analyzed, ConfigMetadata, RunToml};
-use crate::export::report::Report;
 use crate::export::{export, ExportOptions, ImageSource};
 use crate::layer::{CompressOptions, Compression};
 
@@ -107,15 +106,15 @@ pub fn run(inputs: &Inputs, log: &Log) -> Result<(), PhaseError> {
         let verb = if *reused { "Reusing" } else { "Adding" };
         log.info(&format!("{verb} layer '{id}'"));
     }
-    let digest = report.digest.to_string();
-    let saved = images.save_copies(&outputs, &digest, log);
-    Report {
-        tags: saved,
-        digest,
-        manifest_size: report.manifest_size,
-    }
-    .write(&inputs.report)
-    .map_err(export_err)?;
+    images
+        .finish(
+            &outputs,
+            &report.digest,
+            report.manifest_size,
+            &inputs.report,
+            log,
+        )
+        .map_err(export_err)?;
 
     export_cache(inputs, &images, &opts.group, log);
     Ok(())

@@ -3,11 +3,14 @@
 //! insecure registries, and the experimental OCI layout mode where each reference maps to
 //! `<layout-dir>/<registry>/<repository>/<tag>` (or `/<algorithm>/<hex>` for a digest).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::cli::Inputs;
 use super::log::Log;
+use crate::digest::Digest;
+use crate::export::report::Report;
+use crate::fsutil::PathError;
 use crate::oci::copy::{copy_image, CopyOptions};
 use crate::oci::layout::Layout;
 use crate::oci::{BlobStore, Error};
@@ -169,9 +172,28 @@ impl Images {
         })
     }
 
+    /// Copy the written image to the other names, then write `report.toml` naming every name
+    /// saved (a failed copy is a warning and the name is left out, as the lifecycle does).
+    pub fn finish(
+        &self,
+        out: &Outputs,
+        digest: &Digest,
+        manifest_size: u64,
+        report: &Path,
+        log: &Log,
+    ) -> Result<(), PathError> {
+        let digest = digest.to_string();
+        Report {
+            tags: self.save_copies(out, &digest, log),
+            digest,
+            manifest_size,
+        }
+        .write(report)
+    }
+
     /// Copy the written image (`digest`) to the other names; returns every name saved. A failed
     /// copy is a warning, and the name is left out of the report, as the lifecycle does.
-    pub fn save_copies(&self, out: &Outputs, digest: &str, log: &Log) -> Vec<String> {
+    fn save_copies(&self, out: &Outputs, digest: &str, log: &Log) -> Vec<String> {
         let mut saved = out.direct.clone();
         for name in &out.copies {
             let copied = self.create(name).and_then(|dst| {

@@ -9,7 +9,6 @@ use super::phase_error::PhaseError;
 use super::privs;
 use crate::export::labels::{LayersMetadata, LIFECYCLE_METADATA};
 use crate::export::rebase::{rebase, Loaded, RebaseError, RebaseOptions};
-use crate::export::report::Report;
 use crate::oci::view::ImageView;
 use crate::oci::{ImageConfig, PlatformSpec};
 use crate::registry::parse_reference;
@@ -81,15 +80,15 @@ pub fn run(inputs: &Inputs, log: &Log) -> Result<(), PhaseError> {
     for w in &report.warnings {
         log.warn(&format!("{w}; rebasing anyway because of -force"));
     }
-    let digest = report.digest.to_string();
-    let saved = images.save_copies(&outputs, &digest, log);
-    Report {
-        tags: saved,
-        digest,
-        manifest_size: report.manifest_size,
-    }
-    .write(&inputs.report)
-    .map_err(rebase_err)
+    images
+        .finish(
+            &outputs,
+            &report.digest,
+            report.manifest_size,
+            &inputs.report,
+            log,
+        )
+        .map_err(rebase_err)
 }
 
 /// The image's manifest (one platform of an index) and config.
