@@ -11,6 +11,7 @@ pub mod creds;
 pub mod digest;
 pub mod export;
 pub mod fsutil;
+pub mod goflag;
 pub mod imagebuild;
 pub mod k8s_yaml;
 pub mod kpack;

@@ -7,6 +7,8 @@
 
 use std::collections::BTreeMap;
 
+use crate::goflag::{scan, FlagType, ScanError, Scanned};
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
     Str,
@@ -68,14 +70,7 @@ impl Parsed {
     }
 }
 
-/// Go's `strconv.ParseBool`.
-pub fn parse_bool(s: &str) -> Option<bool> {
-    match s {
-        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
-        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
-        _ => None,
-    }
-}
+pub use crate::goflag::parse_bool;
 
 /// Go's `strconv.Atoi` for the values kpack passes (decimal, optional sign).
 pub fn parse_int(s: &str) -> Option<i64> {
@@ -96,53 +91,23 @@ pub fn parse(
             }
         }
     }
+    let kind = |name: &str| {
+        specs.iter().find(|s| s.name == name).map(|s| match s.kind {
+            Kind::Bool => FlagType::Bool,
+            _ => FlagType::Value,
+        })
+    };
+    let Scanned {
+        flags: found,
+        positional: i,
+    } = scan(argv, kind).map_err(|e| match e {
+        ScanError::Help => FlagError::Help,
+        ScanError::Usage(m) => FlagError::Usage(m),
+    })?;
     let mut seen_cli: Vec<&'static str> = Vec::new();
-    let mut i = 0;
-    while i < argv.len() {
-        let a = &argv[i];
-        if a == "--" {
-            i += 1;
-            break;
-        }
-        if !a.starts_with('-') || a == "-" {
-            break;
-        }
-        let body = a.strip_prefix("--").unwrap_or(&a[1..]);
-        if body.is_empty() || body.starts_with('-') || body.starts_with('=') {
-            return Err(FlagError::Usage(format!("bad flag syntax: {a}")));
-        }
-        let (name, inline) = match body.split_once('=') {
-            Some((n, v)) => (n, Some(v.to_string())),
-            None => (body, None),
-        };
+    for (name, value) in found {
         let Some(spec) = specs.iter().find(|s| s.name == name) else {
-            if name == "h" || name == "help" {
-                return Err(FlagError::Help);
-            }
-            return Err(FlagError::Usage(format!(
-                "flag provided but not defined: -{name}"
-            )));
-        };
-        let value = match (spec.kind, inline) {
-            (Kind::Bool, None) => "true".to_string(),
-            (Kind::Bool, Some(v)) => {
-                if parse_bool(&v).is_none() {
-                    return Err(FlagError::Usage(format!(
-                        "invalid boolean value {v:?} for -{name}: parse error"
-                    )));
-                }
-                v
-            }
-            (_, Some(v)) => v,
-            (_, None) => {
-                i += 1;
-                match argv.get(i) {
-                    Some(v) => v.clone(),
-                    None => {
-                        return Err(FlagError::Usage(format!("flag needs an argument: -{name}")))
-                    }
-                }
-            }
+            continue;
         };
         if spec.kind == Kind::Int && parse_int(&value).is_none() {
             return Err(FlagError::Usage(format!(
@@ -155,7 +120,6 @@ pub fn parse(
             p.values.remove(spec.name);
         }
         p.values.entry(spec.name).or_default().push(value);
-        i += 1;
     }
     p.args = argv[i..].to_vec();
     Ok(p)

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use super::api::{self, ApiVersion};
 use super::exitcode;
 use super::log::Level;
+use crate::goflag::{parse_bool, scan, FlagType, ScanError, Scanned};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
@@ -335,15 +336,6 @@ fn flags(phase: Phase) -> Vec<FlagSpec> {
     f
 }
 
-/// Go's strconv.ParseBool.
-fn parse_bool(s: &str) -> Option<bool> {
-    match s {
-        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
-        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
-        _ => None,
-    }
-}
-
 fn usage(phase: Phase, specs: &[FlagSpec]) -> String {
     let images = match phase.positional() {
         (0, _) => "",
@@ -370,50 +362,27 @@ pub fn parse(
         .into_iter()
         .filter(|s| platform_api >= s.3 && platform_api < s.4)
         .collect();
+    let kind = |name: &str| {
+        specs
+            .iter()
+            .find(|s| s.0 == name)
+            .map(|s| if s.2 { FlagType::Bool } else { FlagType::Value })
+    };
+    let Scanned {
+        flags: found,
+        positional: i,
+    } = match scan(args, kind) {
+        Ok(f) => f,
+        Err(ScanError::Help) => return Ok(Parsed::Help(usage(phase, &specs))),
+        Err(ScanError::Usage(m)) => return Err(CliError::Flag(m)),
+    };
     let mut set: HashMap<&str, Vec<String>> = HashMap::new();
-    let mut i = 0;
-    while i < args.len() {
-        let a = &args[i];
-        if a == "--" {
-            i += 1;
-            break;
-        }
-        if !a.starts_with('-') || a == "-" {
-            break;
-        }
-        let body = a.strip_prefix("--").unwrap_or(&a[1..]);
-        let (name, inline) = match body.split_once('=') {
-            Some((n, v)) => (n, Some(v.to_string())),
-            None => (body, None),
-        };
-        if name == "h" || name == "help" {
-            return Ok(Parsed::Help(usage(phase, &specs)));
-        }
-        let Some(spec) = specs.iter().find(|s| s.0 == name) else {
-            return Err(CliError::Flag(format!(
-                "flag provided but not defined: -{name}"
-            )));
-        };
-        let value = if spec.2 {
-            let raw = inline.unwrap_or_else(|| "true".into());
-            parse_bool(&raw).ok_or_else(|| {
-                CliError::Flag(format!("invalid boolean value {raw:?} for -{name}"))
-            })?;
-            raw
-        } else if let Some(v) = inline {
-            v
-        } else {
-            i += 1;
-            args.get(i)
-                .cloned()
-                .ok_or_else(|| CliError::Flag(format!("flag needs an argument: -{name}")))?
-        };
-        let values = set.entry(spec.0).or_default();
-        if !REPEATABLE.contains(&spec.0) {
+    for (name, value) in found {
+        let values = set.entry(name).or_default();
+        if !REPEATABLE.contains(&name) {
             values.clear();
         }
         values.push(value);
-        i += 1;
     }
     let positional = &args[i..];
     let (min, max) = phase.positional();
