@@ -3,12 +3,12 @@
 
 use std::path::Path;
 
-use super::api::{self, ApiVersion};
+use super::api::ApiVersion;
 use super::cli::Inputs;
 use super::exitcode;
 use super::images::{check_output_names, Images};
 use super::log::Log;
-use super::order::{read_group, GroupEntry};
+use super::order::{check_group_apis, read_group, GroupEntry};
 use super::phase_error::PhaseError;
 use super::privs;
 use crate::cache;
@@ -152,21 +152,8 @@ fn options(inputs: &Inputs, log: &Log) -> Result<ExportOptions, PhaseError> {
     let analyzed: Analyzed = read_toml(&inputs.analyzed, "analyzed.toml").map_err(export_err)?;
     let group = read_group(&inputs.group)
         .map_err(|e| PhaseError::new(exitcode::EXPORT_ERROR, e.to_string()))?;
-    for g in &group {
-        if api::find_supported(api::BUILDPACK_APIS, &g.api).is_none() {
-            return Err(PhaseError::new(
-                exitcode::INCOMPATIBLE_BUILDPACK_API,
-                format!(
-                    "{}: buildpack {}@{} has api {:?}, which is not supported; supported versions are {}",
-                    inputs.group.display(),
-                    g.id,
-                    g.version,
-                    g.api,
-                    api::list(api::BUILDPACK_APIS)
-                ),
-            ));
-        }
-    }
+    check_group_apis(&inputs.group, &group)
+        .map_err(|m| PhaseError::new(exitcode::INCOMPATIBLE_BUILDPACK_API, m))?;
     let config: ConfigMetadata = read_toml(
         &inputs.layers.join("config/metadata.toml"),
         "config/metadata.toml",

@@ -74,6 +74,25 @@ pub fn render_group(group: &[GroupEntry]) -> String {
         .render()
 }
 
+/// Every group element must use a Buildpack API we support (the image phases exit 12 otherwise);
+/// the message names the file, the buildpack and both version lists.
+pub fn check_group_apis(path: &Path, group: &[GroupEntry]) -> Result<(), String> {
+    match group
+        .iter()
+        .find(|g| super::api::find_supported(super::api::BUILDPACK_APIS, &g.api).is_none())
+    {
+        None => Ok(()),
+        Some(g) => Err(format!(
+            "{}: buildpack {}@{} has api {:?}, which is not supported; supported versions are {}",
+            path.display(),
+            g.id,
+            g.version,
+            g.api,
+            super::api::list(super::api::BUILDPACK_APIS)
+        )),
+    }
+}
+
 pub fn read_group(path: &Path) -> Result<Vec<GroupEntry>, TomlError> {
     let table = tomlr::read(path)?;
     let root = Fields::root(path, &table);

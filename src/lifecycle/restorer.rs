@@ -6,13 +6,12 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::analyzed::AnalyzedMd;
-use super::api;
 use super::cli::Inputs;
 use super::exitcode::{FAILED, INCOMPATIBLE_BUILDPACK_API, RESTORE_ERROR};
 use super::image_access as access;
 use super::images::Images;
 use super::log::Log;
-use super::order::{read_group, GroupEntry};
+use super::order::{check_group_apis, read_group, GroupEntry};
 use super::output::write_file;
 use super::phase_error::PhaseError;
 use super::privs;
@@ -48,21 +47,8 @@ pub fn run(inputs: &Inputs, log: &Log) -> Result<(), PhaseError> {
     }
     let group = read_group(&inputs.group)
         .map_err(|e| PhaseError::new(FAILED, format!("read buildpack group: {e}")))?;
-    for g in &group {
-        if api::find_supported(api::BUILDPACK_APIS, &g.api).is_none() {
-            return Err(PhaseError::new(
-                INCOMPATIBLE_BUILDPACK_API,
-                format!(
-                    "{}: buildpack {}@{} has api {:?}, which is not supported; supported versions are {}",
-                    inputs.group.display(),
-                    g.id,
-                    g.version,
-                    g.api,
-                    api::list(api::BUILDPACK_APIS)
-                ),
-            ));
-        }
-    }
+    check_group_apis(&inputs.group, &group)
+        .map_err(|m| PhaseError::new(INCOMPATIBLE_BUILDPACK_API, m))?;
     // Credentials are read before privileges are dropped.
     let images = Images::new(inputs).map_err(|e| fail(e.to_string()))?;
     let mut owned = vec![inputs.layers.as_path()];
