@@ -36,6 +36,17 @@ impl Repo {
         Self::new(client, r.registry(), r.repository())
     }
 
+    /// The error for a GET of `path` that the registry answered with 404.
+    fn not_found_on_get(&self, what: String, path: &str) -> RegistryError {
+        RegistryError::NotFound {
+            registry: self.registry.clone(),
+            what,
+            method: "GET".into(),
+            url: path.to_string(),
+            detail: String::new(),
+        }
+    }
+
     pub fn registry(&self) -> &str {
         &self.registry
     }
@@ -267,13 +278,9 @@ impl BlobStore for Repo {
             let resp = self.send(false, "GET", &path, &[], ReqBody::Empty)?;
             match resp.status().as_u16() {
                 200 => Ok(resp),
-                404 => Err(RegistryError::NotFound {
-                    registry: self.registry.clone(),
-                    what: format!("blob {d} in {}", self.repository),
-                    method: "GET".into(),
-                    url: path.clone(),
-                    detail: String::new(),
-                }),
+                404 => {
+                    Err(self.not_found_on_get(format!("blob {d} in {}", self.repository), &path))
+                }
                 s => Err(status_error(&self.registry, "GET", &path, s, resp)),
             }
         })?;
@@ -340,13 +347,8 @@ impl BlobStore for Repo {
                         })?;
                     Ok((bytes, ct))
                 }
-                404 => Err(RegistryError::NotFound {
-                    registry: self.registry.clone(),
-                    what: format!("manifest {}:{reference}", self.repository),
-                    method: "GET".into(),
-                    url: path.clone(),
-                    detail: String::new(),
-                }),
+                404 => Err(self
+                    .not_found_on_get(format!("manifest {}:{reference}", self.repository), &path)),
                 s => Err(status_error(&self.registry, "GET", &path, s, resp)),
             }
         })?;
