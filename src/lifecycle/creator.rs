@@ -6,7 +6,7 @@ use super::cli::{Inputs, Phase};
 use super::images::resolve_credentials_once;
 use super::log::Log;
 use super::phase_error::PhaseError;
-use super::{analyzer, builder, detector, exitcode, exporter, privs, restorer};
+use super::{analyzer, builder, detector, exitcode, exporter, privs, restorer, user};
 
 fn as_phase(inputs: &Inputs, phase: Phase) -> Inputs {
     let mut i = inputs.clone();
@@ -64,15 +64,9 @@ pub fn run(inputs: &Inputs, log: &Log) -> Result<(), PhaseError> {
 /// `SetEnvironmentForUser`: HOME and USER of the build user from /etc/passwd (read by hand;
 /// a static binary has no NSS). Runs before any phase starts a thread.
 fn set_user_env(uid: u32) {
-    let Ok(passwd) = std::fs::read_to_string("/etc/passwd") else {
-        return;
-    };
-    for line in passwd.lines() {
-        let f: Vec<&str> = line.split(':').collect();
-        if f.len() >= 6 && f[2].parse::<u32>().ok() == Some(uid) {
-            std::env::set_var("USER", f[0]);
-            std::env::set_var("HOME", f[5]);
-            return;
-        }
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    if let Some((user, home)) = user::passwd_entry(uid, &passwd) {
+        std::env::set_var("USER", user);
+        std::env::set_var("HOME", home);
     }
 }

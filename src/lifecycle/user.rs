@@ -144,9 +144,14 @@ impl RunAs {
 
 /// The home dir of `uid` in passwd-format `text` (read by hand: no NSS in a static binary).
 pub fn home_for(uid: u32, text: &str) -> Option<String> {
+    passwd_entry(uid, text).map(|(_, home)| home)
+}
+
+/// The user name and home dir of `uid` in passwd-format `text`.
+pub fn passwd_entry(uid: u32, text: &str) -> Option<(String, String)> {
     text.lines().find_map(|l| {
         let f: Vec<&str> = l.split(':').collect();
-        (f.len() >= 7 && f[2].parse() == Ok(uid)).then(|| f[5].to_string())
+        (f.len() >= 7 && f[2].parse() == Ok(uid)).then(|| (f[0].to_string(), f[5].to_string()))
     })
 }
 
