@@ -29,7 +29,7 @@ use buildpod::lifecycle::api::{ApiVersion, PLATFORM_APIS};
 use buildpod::oci::assemble::write_image;
 use buildpod::oci::{media, ImageConfig, PlatformSpec};
 use buildpod::registry::{Client, ClientOptions, Repo};
-use launcher_util::{find_tool, is_root};
+use launcher_util::{copy_libraries, find_tool, is_root};
 use support::registry::Registry;
 use support::tools;
 
@@ -90,22 +90,6 @@ fn buildpod(args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).trim_end().to_string()
-}
-
-/// Copies every library `ldd` lists for `binary` to its own path under `root` (as launcher_util).
-fn copy_libraries(binary: &Path, root: &Path) {
-    let out = Command::new("ldd").arg(binary).output().expect("ldd");
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
-        let lib = match line.split_once("=>") {
-            Some((_, rest)) => rest.split_whitespace().next(),
-            None => line.split_whitespace().next(),
-        };
-        if let Some(lib) = lib.filter(|l| l.starts_with('/')) {
-            let to = root.join(lib.trim_start_matches('/'));
-            fs::create_dir_all(to.parent().unwrap()).unwrap();
-            fs::copy(lib, &to).unwrap_or_else(|e| panic!("copy {lib}: {e}"));
-        }
-    }
 }
 
 /// `stack/run:busybox`: static busybox with every applet, the dev launcher's libraries, no

@@ -116,21 +116,7 @@ impl Rootfs {
         let dst = self.path(rel);
         fs::create_dir_all(dst.parent().unwrap()).unwrap();
         fs::copy(host, &dst).unwrap_or_else(|e| panic!("copy {}: {e}", host.display()));
-        let out = Command::new("ldd").arg(host).output().expect("ldd");
-        // A static binary makes ldd fail with "not a dynamic executable": nothing to copy.
-        for line in String::from_utf8_lossy(&out.stdout).lines() {
-            let lib = match line.split_once("=>") {
-                Some((_, rest)) => rest.split_whitespace().next(),
-                None => line.split_whitespace().next(),
-            };
-            if let Some(lib) = lib.filter(|l| l.starts_with('/')) {
-                let to = self.path(lib);
-                if !to.exists() {
-                    fs::create_dir_all(to.parent().unwrap()).unwrap();
-                    fs::copy(lib, &to).unwrap_or_else(|e| panic!("copy {lib}: {e}"));
-                }
-            }
-        }
+        copy_libraries(host, self.root());
     }
 
     /// Runs `argv` (an absolute path in the rootfs first) under `chroot` with exactly `env`.
@@ -213,6 +199,25 @@ impl Rootfs {
             .args(["delete", "-f", &id])
             .output();
         Run::from(out)
+    }
+}
+
+/// Copies every library `ldd` lists for `binary` to its own path under `root` (a static
+/// binary makes ldd fail with "not a dynamic executable": nothing to copy).
+pub fn copy_libraries(binary: &Path, root: &Path) {
+    let out = Command::new("ldd").arg(binary).output().expect("ldd");
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let lib = match line.split_once("=>") {
+            Some((_, rest)) => rest.split_whitespace().next(),
+            None => line.split_whitespace().next(),
+        };
+        if let Some(lib) = lib.filter(|l| l.starts_with('/')) {
+            let to = root.join(lib.trim_start_matches('/'));
+            if !to.exists() {
+                fs::create_dir_all(to.parent().unwrap()).unwrap();
+                fs::copy(lib, &to).unwrap_or_else(|e| panic!("copy {lib}: {e}"));
+            }
+        }
     }
 }
 
