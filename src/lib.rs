@@ -21,4 +21,5 @@ pub mod lifecycle;
 pub mod oci;
 pub mod project_toml;
 pub mod registry;
+pub mod sandbox;
 pub mod source;

@@ -16,6 +16,10 @@ fn main() {
         .skip(1)
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
+    // The container runner re-executes this binary; not a user command, so not in the CLI.
+    if args.first().map(String::as_str) == Some(buildpod::sandbox::INIT_COMMAND) {
+        std::process::exit(buildpod::sandbox::init::main(&args[1..]));
+    }
     if let Some(code) = buildpod::kpack::dispatch(&argv0, &args) {
         std::process::exit(code);
     }
