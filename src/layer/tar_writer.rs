@@ -27,6 +27,9 @@ pub struct TarOptions {
     pub mtime: u64,
     /// Write hard links as links to the first path seen (false: as independent files).
     pub keep_hardlinks: bool,
+    /// Entries written from a tree keep their owner on disk instead of `uid`/`gid` (a
+    /// distribution's root filesystem, whose setgid tools and group-owned files matter).
+    pub owners_from_disk: bool,
 }
 
 impl Default for TarOptions {
@@ -36,6 +39,7 @@ impl Default for TarOptions {
             gid: 0,
             mtime: NORMALIZED_MTIME,
             keep_hardlinks: true,
+            owners_from_disk: false,
         }
     }
 }
@@ -190,7 +194,11 @@ impl<W: Write> TarWriter<W> {
     }
 
     fn append_path(&mut self, src: &Path, name: &[u8], meta: &fs::Metadata) -> io::Result<()> {
-        let (uid, gid) = (self.opts.uid, self.opts.gid);
+        let (uid, gid) = if self.opts.owners_from_disk {
+            (u64::from(meta.uid()), u64::from(meta.gid()))
+        } else {
+            (self.opts.uid, self.opts.gid)
+        };
         let mode = meta.mode() & 0o7777;
         let ft = meta.file_type();
         if ft.is_dir() {
@@ -198,11 +206,11 @@ impl<W: Write> TarWriter<W> {
         }
         if ft.is_symlink() {
             let target = fs::read_link(src).map_err(|e| path_err("read link", src, e))?;
-            return self.link_entry(
+            return self.link_entry_owned(
                 EntryType::Symlink,
                 name,
                 target.as_os_str().as_bytes(),
-                0o777,
+                (0o777, uid, gid),
             );
         }
         if ft.is_socket() {
@@ -213,7 +221,7 @@ impl<W: Write> TarWriter<W> {
             if self.opts.keep_hardlinks && meta.nlink() > 1 {
                 let key = (meta.dev(), meta.ino());
                 if let Some(first) = self.inodes.get(&key).cloned() {
-                    return self.link_entry(EntryType::Link, name, &first, mode);
+                    return self.link_entry_owned(EntryType::Link, name, &first, (mode, uid, gid));
                 }
                 self.inodes.insert(key, name.to_vec());
             }
@@ -355,6 +363,17 @@ impl<W: Write> TarWriter<W> {
         mode: u32,
     ) -> io::Result<()> {
         let (uid, gid) = (self.opts.uid, self.opts.gid);
+        self.link_entry_owned(kind, name, target, (mode, uid, gid))
+    }
+
+    /// [`TarWriter::link_entry`] with the entry's (mode, uid, gid).
+    fn link_entry_owned(
+        &mut self,
+        kind: EntryType,
+        name: &[u8],
+        target: &[u8],
+        (mode, uid, gid): (u32, u64, u64),
+    ) -> io::Result<()> {
         let mut pax = Vec::new();
         let mut h = self.header_with(kind, name, mode, uid, gid, 0, &mut pax)?;
         if target.len() <= 100 {
@@ -589,5 +608,60 @@ mod tests {
                 .unwrap();
         }
         assert!(plain.finish().unwrap() == bytes);
+    }
+
+    #[test]
+    fn owners_from_disk_keeps_each_entrys_owner() {
+        use std::os::unix::fs::{symlink, MetadataExt};
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("f"), b"x").unwrap();
+        symlink("f", dir.path().join("l")).unwrap();
+        // As root, give the file another group; otherwise every entry is the test user's.
+        let root = fs::metadata(dir.path()).unwrap().uid() == 0;
+        if root {
+            std::os::unix::fs::lchown(dir.path().join("f"), Some(0), Some(42)).unwrap();
+        }
+        let owners = |opts: TarOptions| -> Vec<(String, u64, u64)> {
+            let mut w = TarWriter::new(Vec::new(), opts);
+            w.append_tree(dir.path(), "r").unwrap();
+            let bytes = w.finish().unwrap();
+            let mut a = tar::Archive::new(&bytes[..]);
+            a.entries()
+                .unwrap()
+                .map(|e| {
+                    let e = e.unwrap();
+                    let h = e.header();
+                    let name = String::from_utf8(e.path_bytes().to_vec()).unwrap();
+                    (name, h.uid().unwrap(), h.gid().unwrap())
+                })
+                .collect()
+        };
+        let fixed = TarOptions {
+            uid: 7,
+            gid: 8,
+            ..Default::default()
+        };
+        assert!(owners(fixed.clone())
+            .iter()
+            .all(|(_, u, g)| (*u, *g) == (7, 8)));
+        let disk = owners(TarOptions {
+            owners_from_disk: true,
+            ..fixed
+        });
+        for (name, uid, gid) in disk {
+            let m = fs::symlink_metadata(
+                dir.path()
+                    .join(name.trim_start_matches("r").trim_start_matches('/')),
+            )
+            .unwrap();
+            assert_eq!(
+                (uid, gid),
+                (u64::from(m.uid()), u64::from(m.gid())),
+                "{name}"
+            );
+            if root && name == "r/f" {
+                assert_eq!(gid, 42);
+            }
+        }
     }
 }
