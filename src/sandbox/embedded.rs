@@ -136,8 +136,20 @@ fn special_filesystems() -> Result<(), String> {
     bind(&format!("/{OLD_ROOT}/sys"), "/sys", true)
 }
 
+/// `mkdir -p` that, like runc, follows a dangling symlink in the image and creates its target.
+/// The pivot has happened: absolute and `..` targets stay inside the container's root.
 fn mkdir(p: &str) -> Result<(), String> {
-    fs::create_dir_all(p).map_err(|e| err(p, e))
+    let mut path = std::path::PathBuf::from(p);
+    for _ in 0..40 {
+        match fs::read_link(&path) {
+            Ok(target) if fs::metadata(&path).is_err() => {
+                let parent = path.parent().unwrap_or(Path::new("/")).to_path_buf();
+                path = parent.join(target);
+            }
+            _ => return fs::create_dir_all(&path).map_err(|e| err(p, e)),
+        }
+    }
+    Err(format!("{p}: too many levels of symbolic links"))
 }
 
 /// Bind `source` (a directory or a file) at `dest`, creating the mount point. The pivot has

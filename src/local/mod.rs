@@ -1,0 +1,6 @@
+//! Local mode: run a build pod's containers in order on this machine (no cluster, no Docker).
+
+pub mod container;
+pub mod images;
+pub mod runner;
+pub mod volumes;
