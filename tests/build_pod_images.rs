@@ -2,10 +2,16 @@
 //! build's `buildpod` binary (the script's static release build takes minutes on CI's two cores;
 //! the image logic is the same): the same digests twice and in a registry, valid for skopeo and
 //! umoci, kpack's entry points and a non-root numeric user, CA certificates from the Debian
-//! package, and, as root under runc, every image dispatching on argv[0] and build-init's git
-//! cloning with submodules. The dev binary is dynamic, so the run checks copy its libraries
-//! into the unpacked rootfs first.
+//! package, and, as root under runc, every image dispatching on argv[0] and build-init's
+//! `prepare` cloning over the file transport and, as a uid the image does not list (kpack's
+//! CNB_USER_ID), over ssh with a submodule. The dev binary is dynamic, so the run checks copy
+//! its libraries into the unpacked rootfs first.
 
+#[path = "common_image.rs"]
+#[allow(dead_code)]
+mod common;
+mod kpack_util;
+mod source_git_ssh_util;
 mod support;
 
 use std::fs;
@@ -13,6 +19,8 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
+use kpack_util::Root;
+use source_git_ssh_util::{git, keypair, registry_with_run_image, Sshd};
 use support::registry::Registry;
 use support::tools;
 
@@ -319,25 +327,55 @@ fn runc(bundle: &Path, id: &str, args: &[&str], argv: &[&str]) -> Run {
     }
 }
 
-/// build-init's git layer: a shallow fetch over the file transport (upload-pack through
-/// /bin/sh) and a submodule update (git's shell script), as the image user.
+/// Share the host's network (the test's registry and sshd listen on its loopback), run as
+/// `uid:gid` with `env` added, and bind-mount `binds` (host dir, container path).
+fn configure(bundle: &Path, (uid, gid): (u32, u32), env: &[String], binds: &[(&Path, &str)]) {
+    let config_path = bundle.join("config.json");
+    let mut config: serde_json::Value =
+        serde_json::from_slice(&fs::read(&config_path).unwrap()).unwrap();
+    config["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|n| n["type"] != "network");
+    config["process"]["user"] = serde_json::json!({ "uid": uid, "gid": gid });
+    fs::write(&config_path, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
+    set_env(bundle, env);
+    for (host, at) in binds {
+        bind(bundle, host, at);
+    }
+}
+
+/// Set `vars` (NAME=VALUE) in the bundle's process environment, replacing same-named ones.
+fn set_env(bundle: &Path, vars: &[String]) {
+    let config_path = bundle.join("config.json");
+    let mut config: serde_json::Value =
+        serde_json::from_slice(&fs::read(&config_path).unwrap()).unwrap();
+    let env = config["process"]["env"].as_array_mut().unwrap();
+    for v in vars {
+        let name = v.split_once('=').unwrap().0;
+        env.retain(|e| e.as_str().and_then(|e| e.split_once('=')).map(|(n, _)| n) != Some(name));
+        env.push(v.as_str().into());
+    }
+    fs::write(&config_path, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
+}
+
+/// build-init's git layer, through `prepare` as kpack runs it: as uid 1001 (a Paketo builder's
+/// CNB_USER_ID, not in the image's /etc/passwd, so ssh runs under nss_wrapper), a clone over ssh
+/// with key and known_hosts and a submodule over ssh (`git submodule--helper` from /bin/sh-run
+/// ssh); a clone over the file transport (upload-pack through /bin/sh); and git-remote-https
+/// loading its libraries.
 fn git_in_build_init(tmp: &Path, bundle: &Path) {
     let src = tmp.join("src");
-    let git = |dir: &Path, args: &[&str]| {
-        let out = Command::new("/usr/bin/git")
-            .current_dir(dir)
-            .args(["-c", "user.email=t@example.com", "-c", "user.name=t"])
-            .args(["-c", "protocol.file.allow=always"])
-            .args(args)
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("GIT_CONFIG_GLOBAL", "/dev/null")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "git {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+    let (private, public) = keypair(tmp, "client");
+    let sshd = Sshd::start(&public);
+    let reg = registry_with_run_image();
+    let repos = tmp.join("repos");
+    let ssh_url = |r: &str| {
+        format!(
+            "ssh://git@127.0.0.1:{}{}",
+            sshd.port,
+            repos.join(r).display()
+        )
     };
     for r in ["sub", "main"] {
         fs::create_dir_all(src.join(r)).unwrap();
@@ -346,48 +384,145 @@ fn git_in_build_init(tmp: &Path, bundle: &Path) {
     fs::write(src.join("sub/s.txt"), "from the submodule\n").unwrap();
     git(&src.join("sub"), &["add", "."]);
     git(&src.join("sub"), &["commit", "-qm", "s"]);
+    git(tmp, &["clone", "-q", "--bare", "src/sub", "repos/sub"]);
     fs::write(src.join("main/m.txt"), "main\n").unwrap();
+    let main = src.join("main");
     git(
-        &src.join("main"),
-        &["submodule", "add", "-q", "../sub", "sub"],
-    );
-    git(&src.join("main"), &["add", "."]);
-    git(&src.join("main"), &["commit", "-qm", "m"]);
-    let rootfs = bundle.join("rootfs");
-    fs::create_dir(rootfs.join("repos")).unwrap();
-    for r in ["sub", "main"] {
-        tools::run(
-            "cp",
-            &[
-                "-a",
-                &src.join(r).to_string_lossy(),
-                &rootfs.join("repos").join(r).to_string_lossy(),
-            ],
-        );
-    }
-    fs::create_dir_all(rootfs.join("workspace")).unwrap();
-    tools::run(
-        "chown",
+        &main,
         &[
-            "-R",
-            "1002:1000",
-            &rootfs.join("repos").to_string_lossy(),
-            &rootfs.join("workspace").to_string_lossy(),
+            "-c",
+            "protocol.file.allow=always",
+            "submodule",
+            "add",
+            "-q",
+            &repos.join("sub").to_string_lossy(),
+            "sub",
         ],
     );
-    let script =
-        "set -e; cd /workspace; export GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL=/dev/null; \
-        g() { git -c protocol.file.allow=always \"$@\"; }; \
-        g init -q .; g remote add origin file:///repos/main; g fetch -q --depth 1 origin main; \
-        g checkout -q FETCH_HEAD; g submodule update --init -q; cat m.txt sub/s.txt; \
-        git --version; ssh -V";
-    let r = runc(bundle, "git", &["-c", script], &["/bin/sh"]);
-    assert_eq!(r.code, 0, "{r:?}");
-    assert_eq!(
-        r.out, "main\nfrom the submodule\ngit version 2.39.5\n",
+    git(
+        &main,
+        &[
+            "config",
+            "-f",
+            ".gitmodules",
+            "submodule.sub.url",
+            &ssh_url("sub"),
+        ],
+    );
+    git(&main, &["add", "."]);
+    git(&main, &["commit", "-qm", "m"]);
+    git(tmp, &["clone", "-q", "--bare", "src/main", "repos/main"]);
+    let rootfs = bundle.join("rootfs");
+    git(
+        tmp,
+        &[
+            "clone",
+            "-q",
+            "--bare",
+            "src/main",
+            &rootfs.join("repos/main").to_string_lossy(),
+        ],
+    );
+
+    // As the image user (1002, listed).
+    let r = runc(bundle, "version", &[], &["/usr/bin/git", "--version"]);
+    assert_eq!(r.out, "git version 2.39.5\n", "{r:?}");
+    let r = runc(bundle, "ssh", &[], &["/usr/bin/ssh", "-V"]);
+    assert!(r.err.starts_with("OpenSSH_"), "{r:?}");
+    // Nothing listens on port 1: git-remote-https loaded its libraries and libcurl tried.
+    let r = runc(
+        bundle,
+        "https",
+        &[],
+        &["/usr/bin/git", "ls-remote", "https://127.0.0.1:1/r"],
+    );
+    assert_eq!(r.code, 128, "{r:?}");
+    assert!(
+        r.err.contains("Failed to connect to 127.0.0.1 port 1"),
         "{r:?}"
     );
-    assert!(r.err.starts_with("OpenSSH_"), "{r:?}");
+
+    let (ssh_root, file_root) = (Root::new(), Root::new());
+    ssh_root.secret(
+        "ssh-creds",
+        &[
+            ("ssh-privatekey", &private),
+            ("known_hosts", &sshd.known_hosts()),
+        ],
+    );
+    for d in [
+        ssh_root.dir.path(),
+        file_root.dir.path(),
+        &rootfs.join("repos"),
+    ] {
+        tools::run("chown", &["-R", "1001:1000", &d.to_string_lossy()]);
+    }
+    configure(
+        bundle,
+        (1001, 1000),
+        &[
+            "HOME=/home/cnb".to_string(),
+            format!("IMAGE_TAG={}/apps/app", reg.host()),
+            format!("RUN_IMAGE={}/run", reg.host()),
+            "GIT_REVISION=main".to_string(),
+            "INSECURE_SSH_TRUST_UNKNOWN_HOSTS=false".to_string(),
+        ],
+        &[
+            (ssh_root.dir.path(), "/kroot-ssh"),
+            (file_root.dir.path(), "/kroot-file"),
+        ],
+    );
+    // The image has no `env` program: each run's variables go into the bundle's config.
+    let prepare = |id: &str, root: &str, url: &str, more_env: &[String], args: &[&str]| {
+        let mut env = vec![format!("BUILDPOD_ROOT={root}"), format!("GIT_URL={url}")];
+        env.extend(more_env.iter().cloned());
+        set_env(bundle, &env);
+        runc(bundle, id, args, &[])
+    };
+    let url = ssh_url("main");
+    let r = prepare(
+        "ssh",
+        "/kroot-ssh",
+        &url,
+        &["GIT_INITIALIZE_SUBMODULES=true".to_string()],
+        &[&format!("-ssh-git=ssh-creds=git@127.0.0.1:{}", sshd.port)],
+    );
+    assert_eq!(r.code, 0, "{r:?}\n{}", sshd.log());
+    assert!(
+        r.out.ends_with(&format!(
+            "Cloning \"{url}\" @ \"main\"...\nUpdating submodule {}\n\
+             Successfully cloned \"{url}\" @ \"main\" in path \"/workspace\"\n",
+            ssh_url("sub")
+        )),
+        "{r:?}"
+    );
+    let ws = ssh_root.path("workspace");
+    assert_eq!(fs::read_to_string(ws.join("m.txt")).unwrap(), "main\n");
+    assert_eq!(
+        fs::read_to_string(ws.join("sub/s.txt")).unwrap(),
+        "from the submodule\n"
+    );
+    assert_eq!(fs::metadata(ws.join("sub/s.txt")).unwrap().uid(), 1001);
+
+    let r = prepare(
+        "file",
+        "/kroot-file",
+        "file:///repos/main",
+        &["GIT_INITIALIZE_SUBMODULES=false".to_string()],
+        &[],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    let ws = file_root.path("workspace");
+    assert_eq!(fs::read_to_string(ws.join("m.txt")).unwrap(), "main\n");
+    assert!(!ws.join("sub/s.txt").exists());
+
+    // What prepare spares kpack users: ssh alone refuses a uid without a passwd entry.
+    let r = runc(bundle, "ssh-1001", &[], &["/usr/bin/ssh", "-V"]);
+    assert_eq!(
+        (r.code, r.err.trim_end()),
+        (255, "No user exists for uid 1001"),
+        "{r:?}"
+    );
 }
 
 #[test]

@@ -1,201 +1,23 @@
 //! Git over ssh against a real OpenSSH `sshd` started here on 127.0.0.1 (its own config, host
 //! key and authorized_keys, a non-default port, stopped by PID): key auth, `known_hosts`, the
 //! trust-unknown-hosts flag, the ssh user forced to `git`, and failures naming the secret; then
-//! `prepare` end to end with `INSECURE_SSH_TRUST_UNKNOWN_HOSTS=false`.
-//!
-//! kpack always logs in as `git`, so sshd runs in a private mount namespace where a
-//! bind-mounted `/etc/passwd` has a `git` account (and `/run` is a tmpfs for sshd's privilege
-//! separation directory); nothing on the host changes.
+//! `prepare` end to end with `INSECURE_SSH_TRUST_UNKNOWN_HOSTS=false`, also as a uid without
+//! an `/etc/passwd` entry (kpack runs prepare as the builder's `CNB_USER_ID`). The server is
+//! `source_git_ssh_util`'s.
 
 #[path = "common_image.rs"]
 #[allow(dead_code)]
 mod common;
 mod kpack_util;
+mod source_git_ssh_util;
 mod support;
 
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-
-use buildpod::layer::Compression;
-use buildpod::registry::{Client, ClientOptions, Repo};
-use kpack_util::{read, Root};
-use support::registry::Registry;
+use kpack_util::{read, Out, Root};
+use source_git_ssh_util::{git, keypair, make_repo, registry_with_run_image, Sshd};
+use std::os::unix::process::CommandExt as _;
+use std::path::Path;
+use std::process::Command;
 use support::tools;
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .current_dir(dir)
-        .args(args)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("HOME", dir)
-        .env("GIT_AUTHOR_NAME", "t")
-        .env("GIT_AUTHOR_EMAIL", "t@example.com")
-        .env("GIT_COMMITTER_NAME", "t")
-        .env("GIT_COMMITTER_EMAIL", "t@example.com")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-/// A bare repository `<t>/repos/app.git`: main (2 commits) and a tag on the first.
-fn make_repo(t: &Path) -> (PathBuf, Vec<String>) {
-    let work = t.join("work");
-    std::fs::create_dir_all(&work).unwrap();
-    git(&work, &["init", "-q", "-b", "main"]);
-    let mut commits = Vec::new();
-    for i in 1..=2 {
-        std::fs::write(work.join("version.txt"), format!("v{i}\n")).unwrap();
-        git(&work, &["add", "-A"]);
-        git(&work, &["commit", "-q", "-m", &format!("c{i}")]);
-        commits.push(git(&work, &["rev-parse", "HEAD"]));
-        if i == 1 {
-            git(&work, &["tag", "v1"]);
-        }
-    }
-    std::fs::create_dir_all(t.join("repos")).unwrap();
-    git(t, &["clone", "-q", "--bare", "work", "repos/app.git"]);
-    (t.join("repos/app.git"), commits)
-}
-
-/// An ed25519 key pair: (private key text, public key line).
-fn keypair(dir: &Path, name: &str) -> (String, String) {
-    let p = dir.join(name);
-    tools::run(
-        "ssh-keygen",
-        &[
-            "-q",
-            "-t",
-            "ed25519",
-            "-N",
-            "",
-            "-C",
-            name,
-            "-f",
-            p.to_str().unwrap(),
-        ],
-    );
-    (
-        std::fs::read_to_string(&p).unwrap(),
-        std::fs::read_to_string(p.with_extension("pub")).unwrap(),
-    )
-}
-
-struct Sshd {
-    child: Child,
-    port: u16,
-    /// The server's host key line (`ssh-ed25519 AAAA... host`).
-    host_key: String,
-    dir: tempfile::TempDir,
-}
-
-impl Drop for Sshd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Sshd {
-    fn start(authorized: &str) -> Sshd {
-        tools::require("unshare");
-        assert!(
-            Path::new("/usr/sbin/sshd").exists(),
-            "sshd is required (apt-get install openssh-server)"
-        );
-        // SAFETY: geteuid has no preconditions.
-        assert_eq!(unsafe { libc::geteuid() }, 0, "sshd tests run as root");
-        let dir = tempfile::Builder::new()
-            .prefix("buildpod-sshd-")
-            .tempdir()
-            .unwrap();
-        let d = dir.path();
-        let (_, host_key) = keypair(d, "host_key");
-        std::fs::write(d.join("authorized_keys"), authorized).unwrap();
-        let mut passwd = std::fs::read_to_string("/etc/passwd").unwrap();
-        if !passwd.ends_with('\n') {
-            passwd.push('\n');
-        }
-        // uid 0 so the session can read the test's (0700) temp dirs.
-        passwd.push_str(&format!("git:x:0:0:git:{}:/bin/sh\n", d.display()));
-        std::fs::write(d.join("passwd"), passwd).unwrap();
-        for _ in 0..5 {
-            let port = TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port();
-            std::fs::write(
-                d.join("sshd_config"),
-                format!(
-                    "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_key\nPidFile {d}/sshd.pid\n\
-                     AuthorizedKeysFile {d}/authorized_keys\nAllowUsers git\nPubkeyAuthentication yes\n\
-                     PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n\
-                     StrictModes no\nPermitRootLogin prohibit-password\n\
-                     SetEnv PATH=/usr/local/bin:/usr/bin:/bin\nLogLevel VERBOSE\n",
-                    d = d.display()
-                ),
-            )
-            .unwrap();
-            let log = std::fs::File::create(d.join("sshd.log")).unwrap();
-            let child = Command::new("unshare")
-                .args(["--mount", "--propagation", "private", "sh", "-c"])
-                .arg(
-                    "mount -t tmpfs tmpfs /run && mkdir -m 0755 /run/sshd && \
-                     mount --bind \"$1\" /etc/passwd && exec /usr/sbin/sshd -D -e -f \"$2\"",
-                )
-                .arg("sh")
-                .arg(d.join("passwd"))
-                .arg(d.join("sshd_config"))
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(log)
-                .spawn()
-                .unwrap();
-            let mut child = child;
-            for _ in 0..100 {
-                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                    return Sshd {
-                        child,
-                        port,
-                        host_key: host_key.trim().to_string(),
-                        dir,
-                    };
-                }
-                if child.try_wait().unwrap().is_some() {
-                    break;
-                }
-                std::thread::sleep(std::time::Duration::from_millis(50));
-            }
-            // Most likely the port was taken meanwhile: try another.
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        panic!(
-            "sshd did not start: {}",
-            std::fs::read_to_string(dir.path().join("sshd.log")).unwrap_or_default()
-        );
-    }
-
-    /// `known_hosts` naming this server (non-default port form).
-    fn known_hosts(&self) -> String {
-        format!("[127.0.0.1]:{} {}\n", self.port, self.host_key)
-    }
-
-    fn url(&self, user: &str, repo: &Path) -> String {
-        format!("ssh://{user}@127.0.0.1:{}{}", self.port, repo.display())
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("sshd.log")).unwrap_or_default()
-    }
-}
 
 /// kpack's git source fetch through the library, with `-ssh-git` secrets.
 fn fetch(
@@ -333,17 +155,7 @@ fn prepare_clones_over_ssh_with_known_hosts() {
     let (private, public) = keypair(t.path(), "client");
     let sshd = Sshd::start(&public);
 
-    let reg = Registry::plain();
-    let client = Client::new(ClientOptions::default()).unwrap();
-    let src = tempfile::tempdir().unwrap();
-    std::fs::write(src.path().join("os-release"), "ID=test\n").unwrap();
-    common::dir_image(
-        &Repo::new(Arc::clone(&client), &reg.host(), "run"),
-        src.path(),
-        Compression::Gzip,
-        "amd64",
-        "latest",
-    );
+    let reg = registry_with_run_image();
 
     let root = Root::new();
     root.secret(
@@ -381,4 +193,79 @@ fn prepare_clones_over_ssh_with_known_hosts() {
     assert!(read(&root.path("projectMetadata/project-metadata.toml"))
         .contains(&format!("commit = \"{}\"", commits[0])));
     assert!(!out.all().contains(private.lines().nth(1).unwrap()));
+}
+
+/// kpack runs prepare as the builder's `CNB_USER_ID` (1001 for Paketo's builders), which the
+/// build-init image need not list in `/etc/passwd`, and OpenSSH's `ssh` refuses to run for a uid
+/// without an entry ("No user exists for uid"): prepare gives it one through nss_wrapper. The
+/// host is named `localhost` so name resolution is shown to work under the wrapper too.
+#[test]
+fn prepare_clones_over_ssh_as_a_uid_without_a_passwd_entry() {
+    let passwd = read(Path::new("/etc/passwd"));
+    let group = read(Path::new("/etc/group"));
+    let uid = (1001..60000)
+        .find(|id| {
+            buildpod::lifecycle::user::passwd_entry(*id, &passwd).is_none()
+                && !group
+                    .lines()
+                    .any(|l| l.split(':').nth(2) == Some(&id.to_string()))
+        })
+        .unwrap();
+    let t = tempfile::tempdir().unwrap();
+    let (repo, commits) = make_repo(t.path());
+    let (private, public) = keypair(t.path(), "client");
+    let sshd = Sshd::start(&public);
+    let reg = registry_with_run_image();
+
+    let root = Root::new();
+    root.secret(
+        "ssh-creds",
+        &[
+            ("ssh-privatekey", &private),
+            (
+                "known_hosts",
+                &format!("[localhost]:{} {}\n", sshd.port, sshd.host_key),
+            ),
+        ],
+    );
+    // The pod's volumes belong to the build user.
+    let owner = format!("{uid}:{uid}");
+    tools::run("chown", &["-R", &owner, &root.dir.path().to_string_lossy()]);
+    let url = format!("ssh://git@localhost:{}{}", sshd.port, repo.display());
+    let out = Out(Command::new(env!("CARGO_BIN_EXE_buildpod"))
+        .arg0("build-init")
+        .arg(format!("-ssh-git=ssh-creds=git@localhost:{}", sshd.port))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", &root.home)
+        .env("BUILDPOD_ROOT", root.dir.path())
+        .env("GIT_URL", &url)
+        .env("GIT_REVISION", "main")
+        .env("GIT_INITIALIZE_SUBMODULES", "false")
+        .env("INSECURE_SSH_TRUST_UNKNOWN_HOSTS", "false")
+        .env("IMAGE_TAG", format!("{}/apps/app", reg.host()))
+        .env("RUN_IMAGE", format!("{}/run", reg.host()))
+        .uid(uid)
+        .gid(uid)
+        .output()
+        .unwrap());
+    assert_eq!(out.code(), 0, "uid {uid}: {out:?}\n{}", sshd.log());
+    assert!(
+        out.stdout().ends_with(&format!(
+            "Cloning \"{url}\" @ \"main\"...\n\
+             Successfully cloned \"{url}\" @ \"main\" in path \"/workspace\"\n"
+        )),
+        "{out:?}"
+    );
+    assert!(
+        sshd.log().contains("Accepted publickey for git"),
+        "{}",
+        sshd.log()
+    );
+    let ws = root.path("workspace");
+    let meta = std::fs::metadata(ws.join("version.txt")).unwrap();
+    assert_eq!(std::os::unix::fs::MetadataExt::uid(&meta), uid);
+    // Back to root, which git requires of a repository it reads.
+    tools::run("chown", &["-R", "0:0", &root.dir.path().to_string_lossy()]);
+    assert_eq!(head(&root), commits[1]);
 }

@@ -8,6 +8,12 @@
 //! either way; the git CLI covers every case kpack supports with one well-tested code path.
 //! Credentials never reach argv: basic auth goes through `GIT_ASKPASS` (this binary, reading
 //! the secret from its environment), ssh keys through a 0600 temp file.
+//!
+//! OpenSSH's `ssh` looks the process uid up in the passwd database before anything else and
+//! exits "No user exists for uid N" without an entry (no option turns that off). kpack runs
+//! prepare as the builder's `CNB_USER_ID`, which the build-init image need not list; then `ssh`
+//! runs with nss_wrapper preloaded and a temp passwd/group that adds the uid (see
+//! [`passwd_shim`]). git itself falls back to "unknown" and needs nothing.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -75,6 +81,97 @@ struct GitEnv {
 
 fn shell_quote(p: &Path) -> String {
     format!("'{}'", p.display().to_string().replace('\'', "'\\''"))
+}
+
+/// The preload library nss_wrapper ships (Debian package `libnss-wrapper`).
+const NSS_WRAPPER_LIB: &str = "libnss_wrapper.so";
+
+/// Where the library is looked for: the multiarch directory first (the build-init image's).
+fn nss_wrapper_candidates() -> Vec<PathBuf> {
+    let multiarch = format!("/usr/lib/{}-linux-gnu", std::env::consts::ARCH);
+    [multiarch.as_str(), "/usr/lib64", "/usr/lib"]
+        .iter()
+        .map(|d| Path::new(d).join(NSS_WRAPPER_LIB))
+        .collect()
+}
+
+/// Whether git reaches `url` through ssh: `ssh://` (and git's aliases) or scp-like
+/// `[user@]host:path`, which git takes for a local path when a `/` comes before the first `:`.
+pub fn is_ssh_url(url: &str) -> bool {
+    if let Some((scheme, _)) = url.split_once("://") {
+        return matches!(scheme, "ssh" | "git+ssh" | "ssh+git");
+    }
+    match (url.find(':'), url.find('/')) {
+        (Some(colon), Some(slash)) => colon < slash,
+        (Some(_), None) => true,
+        _ => false,
+    }
+}
+
+/// What `ssh` needs when `uid` has no entry in `passwd` (the text of `/etc/passwd`, read by hand:
+/// the binary is static, without NSS): writes `passwd` and `group` into `dir` (the originals
+/// plus a line for `uid`/`gid`, home `dir`) and returns the environment assignments that make
+/// `ssh` read them through the first existing library of `libs`. `None` when the uid has an
+/// entry. Without the library: an error for an ssh `url`, `None` otherwise (only a submodule
+/// over ssh could then fail, with ssh's own "No user exists for uid").
+fn passwd_shim(
+    (uid, gid): (u32, u32),
+    (passwd, group): (&str, &str),
+    libs: &[PathBuf],
+    dir: &Path,
+    url: &str,
+) -> Result<Option<String>, String> {
+    if crate::lifecycle::user::passwd_entry(uid, passwd).is_some() {
+        return Ok(None);
+    }
+    let Some(lib) = libs.iter().find(|l| l.is_file()) else {
+        if !is_ssh_url(url) {
+            return Ok(None);
+        }
+        let dirs: Vec<String> = libs
+            .iter()
+            .filter_map(|l| l.parent().map(|d| d.display().to_string()))
+            .collect();
+        return Err(format!(
+            "ssh needs a passwd entry for the current user, but uid {uid} has none in /etc/passwd \
+             and {NSS_WRAPPER_LIB} (nss_wrapper, Debian package libnss-wrapper), which would \
+             provide one, is not in {}",
+            dirs.join(", ")
+        ));
+    };
+    let with_line = |text: &str, line: String| {
+        let mut t = text.to_string();
+        if !t.is_empty() && !t.ends_with('\n') {
+            t.push('\n');
+        }
+        t + &line
+    };
+    let passwd_file = dir.join("passwd");
+    let group_file = dir.join("group");
+    let passwd_text = with_line(
+        passwd,
+        format!(
+            "buildpod:x:{uid}:{gid}:buildpod:{}:/bin/sh\n",
+            dir.display()
+        ),
+    );
+    let gid_known = group
+        .lines()
+        .any(|l| l.split(':').nth(2) == Some(&gid.to_string()));
+    let group_text = if gid_known {
+        group.to_string()
+    } else {
+        with_line(group, format!("buildpod:x:{gid}:\n"))
+    };
+    for (p, t) in [(&passwd_file, passwd_text), (&group_file, group_text)] {
+        std::fs::write(p, t).map_err(|e| format!("write {}: {e}", p.display()))?;
+    }
+    Ok(Some(format!(
+        "LD_PRELOAD={} NSS_WRAPPER_PASSWD={} NSS_WRAPPER_GROUP={}",
+        shell_quote(lib),
+        shell_quote(&passwd_file),
+        shell_quote(&group_file)
+    )))
 }
 
 fn git_env(url: &str, auth: Option<GitAuth>, trust: bool) -> Result<GitEnv, SourceError> {
@@ -148,6 +245,24 @@ fn git_env(url: &str, auth: Option<GitAuth>, trust: bool) -> Result<GitEnv, Sour
     }
     if trust {
         ssh.push_str(" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null");
+    }
+    let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
+    let shim = passwd_shim(
+        (
+            nix::unistd::getuid().as_raw(),
+            nix::unistd::getgid().as_raw(),
+        ),
+        (&read("/etc/passwd"), &read("/etc/group")),
+        &nss_wrapper_candidates(),
+        tmp.path(),
+        &url,
+    )
+    .map_err(SourceError::new)?;
+    if let Some(assignments) = shim {
+        ssh = format!("{assignments} {ssh}");
+        // git picks ssh's flags (-p, protocol v2's SendEnv) by the command's first word, which
+        // is now an assignment: say it is OpenSSH.
+        env.push(("GIT_SSH_VARIANT".into(), "ssh".into()));
     }
     env.push(("GIT_SSH_COMMAND".into(), ssh));
     Ok(GitEnv {
@@ -348,7 +463,10 @@ fn update_submodules(
             .trim_start_matches("submodule.")
             .trim_end_matches(".url");
         log(&format!("Updating submodule {url}"));
-        let env = git_env(url, keychain.resolve(url)?, trust)?;
+        let mut env = git_env(url, keychain.resolve(url)?, trust)?;
+        // What `git submodule` (a shell script) sets before running the helper: URLs from
+        // .gitmodules are not the user's, so protocol.allow's "user" policy (file://) applies.
+        env.env.push(("GIT_PROTOCOL_FROM_USER".into(), "0".into()));
         let path = git(
             ws,
             &plain,
@@ -368,7 +486,10 @@ fn update_submodules(
             &[
                 "-c",
                 "fetch.unpackLimit=1",
-                "submodule",
+                // `git submodule update` is a shell script (git 2.39 to at least 2.47) that
+                // only checks the work tree and runs this; calling it directly spares the
+                // build-init image the scripts, git-sh-i18n--envsubst and a shell toolbox.
+                "submodule--helper",
                 "update",
                 "--init",
                 "--recursive",
@@ -396,6 +517,107 @@ mod tests {
         assert!(is_full_commit_id(&"ab12".repeat(10)));
         assert!(!is_full_commit_id("0123abc"));
         assert!(!is_full_commit_id(&"zz".repeat(20)));
+    }
+
+    #[test]
+    fn ssh_urls_as_git_tells_them() {
+        for u in [
+            "ssh://git@h/r",
+            "git+ssh://h/r",
+            "git@github.com:org/r.git",
+            "h:r",
+        ] {
+            assert!(is_ssh_url(u), "{u}");
+        }
+        for u in [
+            "https://h/r",
+            "git://h/r",
+            "file:///r",
+            "/srv/r",
+            "./a:b",
+            "r",
+        ] {
+            assert!(!is_ssh_url(u), "{u}");
+        }
+    }
+
+    #[test]
+    fn passwd_shim_only_for_uids_without_an_entry() {
+        let t = tempfile::tempdir().unwrap();
+        let lib = t.path().join(NSS_WRAPPER_LIB);
+        std::fs::write(&lib, "").unwrap();
+        let missing = t.path().join("nowhere").join(NSS_WRAPPER_LIB);
+        let passwd = "root:x:0:0:root:/root:/bin/sh\ncnb:x:1002:1000::/home/cnb:/sbin/nologin";
+        let group = "root:x:0:\ncnb:x:1000:\n";
+        let url = "ssh://git@h/r";
+
+        // Listed: nothing to do, library or not.
+        let shim = passwd_shim(
+            (1002, 1000),
+            (passwd, group),
+            std::slice::from_ref(&missing),
+            t.path(),
+            url,
+        );
+        assert_eq!(shim, Ok(None));
+
+        // Not listed: a passwd with the uid (home = the dir), the group only when new.
+        let shim = passwd_shim(
+            (1001, 1000),
+            (passwd, group),
+            &[missing.clone(), lib.clone()],
+            t.path(),
+            url,
+        )
+        .unwrap()
+        .unwrap();
+        let d = t.path().display();
+        assert_eq!(
+            shim,
+            format!(
+                "LD_PRELOAD='{d}/{NSS_WRAPPER_LIB}' NSS_WRAPPER_PASSWD='{d}/passwd' \
+                 NSS_WRAPPER_GROUP='{d}/group'"
+            )
+        );
+        assert_eq!(
+            std::fs::read_to_string(t.path().join("passwd")).unwrap(),
+            format!("{passwd}\nbuildpod:x:1001:1000:buildpod:{d}:/bin/sh\n")
+        );
+        assert_eq!(
+            std::fs::read_to_string(t.path().join("group")).unwrap(),
+            group
+        );
+        passwd_shim((1001, 1001), (passwd, group), &[lib], t.path(), url).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(t.path().join("group")).unwrap(),
+            format!("{group}buildpod:x:1001:\n")
+        );
+
+        // Without the library: an error naming the uid and the library for ssh, else nothing.
+        let e = passwd_shim(
+            (1001, 1000),
+            (passwd, group),
+            std::slice::from_ref(&missing),
+            t.path(),
+            url,
+        )
+        .unwrap_err();
+        assert_eq!(
+            e,
+            format!(
+                "ssh needs a passwd entry for the current user, but uid 1001 has none in \
+                 /etc/passwd and libnss_wrapper.so (nss_wrapper, Debian package libnss-wrapper), \
+                 which would provide one, is not in {d}/nowhere"
+            )
+        );
+        let shim = passwd_shim(
+            (1001, 1000),
+            (passwd, group),
+            &[missing],
+            t.path(),
+            "https://h/r",
+        );
+        assert_eq!(shim, Ok(None));
     }
 
     #[test]
