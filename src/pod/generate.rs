@@ -18,6 +18,7 @@ use super::{
 };
 use crate::clusterlifecycle::phases::{self, BuildParams, Cache, Phase};
 use crate::registry::parse_reference;
+use crate::source::registry::fully_qualified_repo;
 
 /// Volume names and mount paths (§1.5).
 pub(super) const WORKSPACE: (&str, &str) = ("workspace-dir", "/workspace");
@@ -358,8 +359,10 @@ fn prepare_env(b: &Build, ctx: &BuildContext, run_image: &str) -> Result<Vec<Env
     ]);
     if ctx.mode == Mode::Kpack {
         // Unused since kpack dropped Windows; kept for an identical pod.
+        // ggcr's `RegistryStr`: Docker Hub is index.docker.io.
         let registry = parse_reference(tag)
-            .map(|r| r.registry().to_string())
+            .map(|r| fully_qualified_repo(r.registry(), ""))
+            .map(|s| s.trim_end_matches('/').to_string())
             .unwrap_or_default();
         e.push(env("DNS_PROBE_HOSTNAME", &registry));
     }

@@ -4,12 +4,12 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use k8s_openapi::api::core::v1::{Container, Pod, Secret};
+use k8s_openapi::api::core::v1::{Container, LocalObjectReference, Pod, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::ByteString;
 
 use super::build::Build;
-use super::context::{BuildContext, BuildPodImages, BuilderConfig, Mode};
+use super::context::{Binding, BuildContext, BuildPodImages, BuilderConfig, Mode};
 
 pub const BUILDER: &str = "registry.example.com/builders/my-builder@sha256:4444444444444444444444444444444444444444444444444444444444444444";
 pub const RUN: &str = "registry.example.com/builders/run@sha256:3333333333333333333333333333333333333333333333333333333333333333";
@@ -78,6 +78,111 @@ spec:
 "#,
     )
     .unwrap()
+}
+
+/// The Build of kpack's `build_pod_test.go`: three tags, a git source, a PVC cache, CNB
+/// bindings, env, resources, a previous build on the builder's stack.
+pub fn kpack_test_build() -> Build {
+    Build::from_yaml(
+        r#"
+metadata:
+  name: build-name
+  namespace: some-namespace
+  uid: 11111111-2222-3333-4444-555555555555
+  creationTimestamp: "1944-06-06T13:30:00Z"
+  labels: {some/label: to-pass-through, image.kpack.io/buildNumber: "12"}
+  annotations: {some/annotation: to-pass-through}
+spec:
+  tags: [someimage/name, "someimage/name:tag2", "someimage/name:tag3"]
+  builder:
+    image: "builderregistry.io/builder:latest@sha256:42lkajdsf9q87234"
+    imagePullSecrets: [{name: builder-pull-secret}]
+  serviceAccountName: someserviceaccount
+  source:
+    git: {url: giturl.com/git.git, revision: gitrev1234}
+  cache: {volume: {persistentVolumeClaimName: some-cache-name}}
+  env: [{name: keyA, value: valueA}, {name: keyB, value: valueB}]
+  resources:
+    limits: {cpu: "2", memory: 256M}
+    requests: {cpu: "1", memory: 128M}
+  lastBuild: {image: "someimage/name@sha256:previous", stackId: com.builder.stack.io}
+"#,
+    )
+    .unwrap()
+}
+
+/// kpack's test secrets: index 3 (plain basic-auth) and 7 (bootstrap token) get no volume.
+pub fn kpack_test_secrets() -> Vec<Secret> {
+    let basic = "kubernetes.io/basic-auth";
+    vec![
+        secret(
+            "git-secret-1",
+            basic,
+            &[("kpack.io/git", "https://github.com")],
+        ),
+        secret(
+            "git-secret-2",
+            "kubernetes.io/ssh-auth",
+            &[("kpack.io/git", "https://bitbucket.com")],
+        ),
+        secret("docker-secret-1", basic, &[("kpack.io/docker", "acr.io")]),
+        secret("random-secret-1", basic, &[]),
+        secret("docker-secret-2", "kubernetes.io/dockerconfigjson", &[]),
+        secret("docker-secret-3", "kubernetes.io/dockercfg", &[]),
+        secret("secret.with.dots", "kubernetes.io/dockerconfigjson", &[]),
+        secret(
+            "secret-to-ignore",
+            "bootstrap.kubernetes.io/token",
+            &[("kpack.io/docker", "ignoreme.com")],
+        ),
+    ]
+}
+
+pub fn kpack_test_context() -> BuildContext {
+    let mut c = BuildContext::new(
+        BuilderConfig {
+            stack_id: "com.builder.stack.io".into(),
+            run_image: "builderregistry.io/run".into(),
+            uid: 2000,
+            gid: 3000,
+            platform_apis: vec!["0.7".into(), "0.8".into(), "0.9".into()],
+            resolved_image: "builderregistry.io/builder:latest@sha256:42lkajdsf9q87234".into(),
+            arch: String::new(),
+        },
+        Mode::Kpack,
+    );
+    c.secrets = kpack_test_secrets();
+    c.image_pull_secrets = vec![
+        LocalObjectReference {
+            name: "image-pull-1".into(),
+        },
+        LocalObjectReference {
+            name: "image-pull-2".into(),
+        },
+    ];
+    c.bindings = vec![
+        Binding::Cnb {
+            name: "database".into(),
+            metadata: "database-configmap".into(),
+            secret: None,
+        },
+        Binding::Cnb {
+            name: "apm".into(),
+            metadata: "apm-configmap".into(),
+            secret: Some("apm-secret".into()),
+        },
+    ];
+    c.now = 1_700_000_000;
+    c
+}
+
+pub fn kpack_images() -> BuildPodImages {
+    BuildPodImages {
+        build_init: "build/init:image".into(),
+        completion: "completion/image:image".into(),
+        rebase: "rebase/image".into(),
+        build_waiter: "build/waiter:image".into(),
+    }
 }
 
 pub fn secret(name: &str, ty: &str, annotations: &[(&str, &str)]) -> Secret {
