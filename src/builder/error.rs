@@ -5,6 +5,23 @@
 pub enum Error {
     #[error(transparent)]
     Oci(#[from] crate::oci::Error),
+    #[error(transparent)]
+    Lifecycle(#[from] crate::clusterlifecycle::Error),
+    /// An image a resource names that cannot be read or is not what the resource needs.
+    #[error("{resource}: image {image}: {reason}")]
+    Image {
+        resource: String,
+        image: String,
+        reason: String,
+    },
+    /// A buildpack directory or `buildpack.toml` that cannot be packaged.
+    #[error("buildpack {path}: {reason}")]
+    Buildpack { path: String, reason: String },
+    /// A pack-style `builder.toml` that cannot be mapped onto builder resources.
+    #[error("builder config {path}: {reason}")]
+    Config { path: String, reason: String },
+    #[error("{0}")]
+    Usage(String),
     #[error("invalid builder resources yaml: {0}")]
     Yaml(String),
     /// A resource that is invalid on its own (webhook-style validation).
@@ -27,6 +44,14 @@ pub enum Error {
 }
 
 impl Error {
+    pub fn image(resource: impl Into<String>, image: &str, reason: impl std::fmt::Display) -> Self {
+        Error::Image {
+            resource: resource.into(),
+            image: image.to_string(),
+            reason: reason.to_string(),
+        }
+    }
+
     pub fn resource(kind: &str, name: &str, reason: impl Into<String>) -> Self {
         Error::Resource {
             kind: kind.to_string(),
@@ -39,8 +64,12 @@ impl Error {
     pub fn reason(&self) -> String {
         match self {
             Error::Oci(e) => e.to_string(),
-            Error::Yaml(r) => r.clone(),
-            Error::Resource { reason, .. }
+            Error::Lifecycle(e) => e.to_string(),
+            Error::Yaml(r) | Error::Usage(r) => r.clone(),
+            Error::Image { reason, .. }
+            | Error::Buildpack { reason, .. }
+            | Error::Config { reason, .. }
+            | Error::Resource { reason, .. }
             | Error::Builder { reason, .. }
             | Error::Entry { reason, .. } => reason.clone(),
         }

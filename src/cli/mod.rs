@@ -1,5 +1,7 @@
 //! The `buildpod` command line (thin: parses flags and calls the library).
 
+pub mod builder;
+pub mod buildpackage;
 pub mod image;
 pub mod image_build;
 pub mod lifecycle;
@@ -35,6 +37,12 @@ pub enum Command {
     /// Stack images: build the tiny stack.
     #[command(subcommand)]
     Stack(stack::StackCommand),
+    /// Builder images from kpack resources or a builder.toml.
+    #[command(subcommand)]
+    Builder(builder::BuilderCommand),
+    /// Buildpackages: package buildpack directories, read buildpackage images.
+    #[command(subcommand)]
+    Buildpackage(buildpackage::BuildpackageCommand),
     /// kpack's build-init step (Go-style flags, as in kpack's pod specs).
     #[command(alias = "build-init", disable_help_flag = true)]
     Prepare(KpackStep),
@@ -86,6 +94,8 @@ pub fn run(cli: Cli) -> i32 {
         Command::Layer(c) => image::run_layer(c),
         Command::Lifecycle(c) => lifecycle::run(c),
         Command::Stack(c) => stack::run(c),
+        Command::Builder(c) => builder::run(c),
+        Command::Buildpackage(c) => buildpackage::run(c),
         Command::Prepare(_)
         | Command::Completion(_)
         | Command::Rebase(_)
