@@ -18,7 +18,11 @@ pub mod security;
 mod sidecar;
 
 #[cfg(test)]
+mod context_tests;
+#[cfg(test)]
 mod generate_tests;
+#[cfg(test)]
+mod ours_tests;
 #[cfg(test)]
 mod test_support;
 

@@ -1,5 +1,4 @@
 //! Fixtures and the golden-file check shared by the pod tests.
-#![allow(dead_code)] // Fixtures for tests still being ported.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
