@@ -2,10 +2,12 @@
 
 pub mod builder;
 pub mod buildpackage;
+pub mod build;
 pub mod image;
 pub mod image_build;
 pub mod lifecycle;
 pub mod stack;
+pub mod stack_debian;
 
 use clap::{Parser, Subcommand};
 
@@ -34,7 +36,7 @@ pub enum Command {
     /// Lifecycle images: build ours, select one OS's lifecycle out of one.
     #[command(subcommand)]
     Lifecycle(lifecycle::LifecycleCommand),
-    /// Stack images: build the tiny stack.
+    /// Stack images: build the tiny and debian stacks.
     #[command(subcommand)]
     Stack(stack::StackCommand),
     /// Builder images from kpack resources or a builder.toml.
@@ -43,6 +45,10 @@ pub enum Command {
     /// Buildpackages: package buildpack directories, read buildpackage images.
     #[command(subcommand)]
     Buildpackage(buildpackage::BuildpackageCommand),
+    /// Build an app locally: the build pod a cluster would run, run on this machine.
+    Build(Box<build::BuildArgs>),
+    /// Run an image's default process locally (host network).
+    Run(build::RunArgs),
     /// kpack's build-init step (Go-style flags, as in kpack's pod specs).
     #[command(alias = "build-init", disable_help_flag = true)]
     Prepare(KpackStep),
@@ -89,7 +95,16 @@ pub fn run(cli: Cli) -> i32 {
         return crate::kpack::dispatch(name, &a.args).unwrap_or(1);
     }
     init_logging(&cli.log_level);
-    let result = match cli.command {
+    match cli.command {
+        // Local builds and runs report their own exit codes (a failed step, the app's exit).
+        Command::Build(a) => build::run_build(*a).unwrap_or_else(|e| finish(Err(e))),
+        Command::Run(a) => build::run_image(a).unwrap_or_else(|e| finish(Err(e))),
+        c => finish(run_other(c)),
+    }
+}
+
+fn run_other(command: Command) -> std::result::Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    match command {
         Command::Image(c) => image::run_image(c),
         Command::Layer(c) => image::run_layer(c),
         Command::Lifecycle(c) => lifecycle::run(c),
@@ -99,8 +114,13 @@ pub fn run(cli: Cli) -> i32 {
         Command::Prepare(_)
         | Command::Completion(_)
         | Command::Rebase(_)
-        | Command::BuildWaiter(_) => Ok(()),
-    };
+        | Command::BuildWaiter(_)
+        | Command::Build(_)
+        | Command::Run(_) => Ok(()),
+    }
+}
+
+fn finish(result: std::result::Result<(), Box<dyn std::error::Error + Send + Sync>>) -> i32 {
     match result {
         Ok(()) => 0,
         Err(e) => {
