@@ -34,18 +34,32 @@ pub enum StackCommand {
         #[command(flatten)]
         registry: RegistryArgs,
     },
+    /// Build the debian stack's build and run images (Debian via debootstrap, as root; the
+    /// root filesystems are cached); prints both digests.
+    Debian(super::stack_debian::DebianArgs),
 }
 
 pub fn run(c: StackCommand) -> Result<()> {
-    let StackCommand::Tiny {
-        build_dest,
-        run_dest,
-        definition,
-        busybox,
-        arch,
-        compression,
-        registry,
-    } = c;
+    let (build_dest, run_dest, definition, busybox, arch, compression, registry) = match c {
+        StackCommand::Tiny {
+            build_dest,
+            run_dest,
+            definition,
+            busybox,
+            arch,
+            compression,
+            registry,
+        } => (
+            build_dest,
+            run_dest,
+            definition,
+            busybox,
+            arch,
+            compression,
+            registry,
+        ),
+        StackCommand::Debian(a) => return super::stack_debian::run(a),
+    };
     let text = std::fs::read_to_string(&definition)
         .map_err(|e| format!("read {}: {e}", definition.display()))?;
     let definition = Definition::parse(&text, &definition.display().to_string())?;
