@@ -8,7 +8,6 @@ pub mod image_build;
 pub mod lifecycle;
 pub mod stack;
 pub mod stack_debian;
-pub mod stack_debian;
 
 use clap::{Parser, Subcommand};
 
