@@ -16,6 +16,7 @@ mod rebase;
 mod secrets;
 pub mod security;
 mod sidecar;
+pub mod status;
 
 #[cfg(test)]
 mod context_tests;
@@ -23,6 +24,8 @@ mod context_tests;
 mod generate_tests;
 #[cfg(test)]
 mod ours_tests;
+#[cfg(test)]
+mod status_tests;
 #[cfg(test)]
 mod test_support;
 
@@ -34,6 +37,7 @@ pub use context::{
 pub use error::PodError;
 pub use generate::build_pod;
 pub use security::{check_restricted, Violation};
+pub use status::{build_status, failed_status, StatusError, StepLogs};
 
 /// Container names (the controller keys step states on them).
 pub const PREPARE: &str = "prepare";

@@ -11,7 +11,6 @@ use super::build::Build;
 use super::context::{Binding, BuildContext, BuildPodImages, BuilderConfig, Mode};
 
 pub const BUILDER: &str = "registry.example.com/builders/my-builder@sha256:4444444444444444444444444444444444444444444444444444444444444444";
-pub const RUN: &str = "registry.example.com/builders/run@sha256:3333333333333333333333333333333333333333333333333333333333333333";
 
 pub fn images() -> BuildPodImages {
     BuildPodImages {
