@@ -11,7 +11,7 @@
 #[allow(dead_code)]
 mod common;
 mod kpack_util;
-mod source_git_ssh_util;
+mod source_git_util;
 mod support;
 
 use std::fs;
@@ -20,7 +20,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use kpack_util::Root;
-use source_git_ssh_util::{git, keypair, registry_with_run_image, Sshd};
+use source_git_util::{git, keypair, registry_with_run_image, Sshd};
 use support::registry::Registry;
 use support::tools;
 

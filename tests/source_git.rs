@@ -1,7 +1,12 @@
 //! Git sources through `prepare`, against real servers started here: `git daemon` and
 //! `git http-backend` behind a small HTTP server with basic auth.
 
+#[path = "common_image.rs"]
+#[allow(dead_code)]
+mod common;
 mod kpack_util;
+mod source_git_util;
+mod support;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -9,26 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use kpack_util::{read, Root};
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .current_dir(dir)
-        .args(args)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("HOME", dir)
-        .env("GIT_AUTHOR_NAME", "t")
-        .env("GIT_AUTHOR_EMAIL", "t@example.com")
-        .env("GIT_COMMITTER_NAME", "t")
-        .env("GIT_COMMITTER_EMAIL", "t@example.com")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
+use source_git_util::git;
 
 /// A bare repository `repos/app.git` with history: main (3 commits), a branch, a lightweight
 /// and an annotated tag, an executable and a symlink. Returns (root, commits oldest first).

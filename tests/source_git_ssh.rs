@@ -3,17 +3,17 @@
 //! trust-unknown-hosts flag, the ssh user forced to `git`, and failures naming the secret; then
 //! `prepare` end to end with `INSECURE_SSH_TRUST_UNKNOWN_HOSTS=false`, also as a uid without
 //! an `/etc/passwd` entry (kpack runs prepare as the builder's `CNB_USER_ID`). The server is
-//! `source_git_ssh_util`'s.
+//! `source_git_util`'s.
 
 #[path = "common_image.rs"]
 #[allow(dead_code)]
 mod common;
 mod kpack_util;
-mod source_git_ssh_util;
+mod source_git_util;
 mod support;
 
 use kpack_util::{read, Out, Root};
-use source_git_ssh_util::{git, keypair, make_repo, registry_with_run_image, Sshd};
+use source_git_util::{git, keypair, make_repo, registry_with_run_image, Sshd};
 use std::os::unix::process::CommandExt as _;
 use std::path::Path;
 use std::process::Command;
@@ -148,36 +148,77 @@ fn ssh_key_known_hosts_and_trust() {
     assert!(e.contains("no git secret matches this repository"), "{e}");
 }
 
-#[test]
-fn prepare_clones_over_ssh_with_known_hosts() {
+/// One `prepare` run cloning `rev` over ssh, key and known_hosts from a secret, the server
+/// named `host` (`127.0.0.1` or `localhost`); as root, or as `uid` (group `uid`), which then owns
+/// the pod's volumes (as kpack's CNB_USER_ID does).
+struct SshPrepare {
+    out: Out,
+    root: Root,
+    url: String,
+    commits: Vec<String>,
+    private: String,
+    sshd: Sshd,
+    _t: tempfile::TempDir,
+}
+
+fn prepare_over_ssh(host: &str, rev: &str, uid: Option<u32>) -> SshPrepare {
     let t = tempfile::tempdir().unwrap();
     let (repo, commits) = make_repo(t.path());
     let (private, public) = keypair(t.path(), "client");
     let sshd = Sshd::start(&public);
-
     let reg = registry_with_run_image();
-
     let root = Root::new();
+    let known_hosts = format!("[{host}]:{} {}\n", sshd.port, sshd.host_key);
     root.secret(
         "ssh-creds",
-        &[
-            ("ssh-privatekey", &private),
-            ("known_hosts", &sshd.known_hosts()),
-        ],
+        &[("ssh-privatekey", &private), ("known_hosts", &known_hosts)],
     );
-    let url = sshd.url("git", &repo);
-    let out = root.run(
-        "build-init",
-        &[&format!("-ssh-git=ssh-creds=git@127.0.0.1:{}", sshd.port)],
-        &[
-            ("GIT_URL", &url),
-            ("GIT_REVISION", "v1"),
-            ("GIT_INITIALIZE_SUBMODULES", "false"),
-            ("INSECURE_SSH_TRUST_UNKNOWN_HOSTS", "false"),
-            ("IMAGE_TAG", &format!("{}/apps/app", reg.host())),
-            ("RUN_IMAGE", &format!("{}/run", reg.host())),
-        ],
-    );
+    let url = format!("ssh://git@{host}:{}{}", sshd.port, repo.display());
+    let mut c = Command::new(env!("CARGO_BIN_EXE_buildpod"));
+    c.arg0("build-init")
+        .arg(format!("-ssh-git=ssh-creds=git@{host}:{}", sshd.port))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", &root.home)
+        .env("BUILDPOD_ROOT", root.dir.path())
+        .env("GIT_URL", &url)
+        .env("GIT_REVISION", rev)
+        .env("GIT_INITIALIZE_SUBMODULES", "false")
+        .env("INSECURE_SSH_TRUST_UNKNOWN_HOSTS", "false")
+        .env("IMAGE_TAG", format!("{}/apps/app", reg.host()))
+        .env("RUN_IMAGE", format!("{}/run", reg.host()));
+    let dir = root.dir.path().to_string_lossy().into_owned();
+    if let Some(uid) = uid {
+        tools::run("chown", &["-R", &format!("{uid}:{uid}"), &dir]);
+        c.uid(uid).gid(uid);
+    }
+    let out = Out(c.output().unwrap());
+    if uid.is_some() {
+        // Back to root, which git requires of a repository it reads.
+        tools::run("chown", &["-R", "0:0", &dir]);
+    }
+    SshPrepare {
+        out,
+        root,
+        url,
+        commits,
+        private,
+        sshd,
+        _t: t,
+    }
+}
+
+#[test]
+fn prepare_clones_over_ssh_with_known_hosts() {
+    let SshPrepare {
+        out,
+        root,
+        url,
+        commits,
+        private,
+        sshd,
+        ..
+    } = prepare_over_ssh("127.0.0.1", "v1", None);
     assert_eq!(out.code(), 0, "{out:?}\n{}", sshd.log());
     assert_eq!(
         out.stdout(),
@@ -211,45 +252,9 @@ fn prepare_clones_over_ssh_as_a_uid_without_a_passwd_entry() {
                     .any(|l| l.split(':').nth(2) == Some(&id.to_string()))
         })
         .unwrap();
-    let t = tempfile::tempdir().unwrap();
-    let (repo, commits) = make_repo(t.path());
-    let (private, public) = keypair(t.path(), "client");
-    let sshd = Sshd::start(&public);
-    let reg = registry_with_run_image();
-
-    let root = Root::new();
-    root.secret(
-        "ssh-creds",
-        &[
-            ("ssh-privatekey", &private),
-            (
-                "known_hosts",
-                &format!("[localhost]:{} {}\n", sshd.port, sshd.host_key),
-            ),
-        ],
-    );
-    // The pod's volumes belong to the build user.
-    let owner = format!("{uid}:{uid}");
-    tools::run("chown", &["-R", &owner, &root.dir.path().to_string_lossy()]);
-    let url = format!("ssh://git@localhost:{}{}", sshd.port, repo.display());
-    let out = Out(Command::new(env!("CARGO_BIN_EXE_buildpod"))
-        .arg0("build-init")
-        .arg(format!("-ssh-git=ssh-creds=git@localhost:{}", sshd.port))
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", &root.home)
-        .env("BUILDPOD_ROOT", root.dir.path())
-        .env("GIT_URL", &url)
-        .env("GIT_REVISION", "main")
-        .env("GIT_INITIALIZE_SUBMODULES", "false")
-        .env("INSECURE_SSH_TRUST_UNKNOWN_HOSTS", "false")
-        .env("IMAGE_TAG", format!("{}/apps/app", reg.host()))
-        .env("RUN_IMAGE", format!("{}/run", reg.host()))
-        .uid(uid)
-        .gid(uid)
-        .output()
-        .unwrap());
-    assert_eq!(out.code(), 0, "uid {uid}: {out:?}\n{}", sshd.log());
+    let p = prepare_over_ssh("localhost", "main", Some(uid));
+    let (out, url) = (&p.out, &p.url);
+    assert_eq!(out.code(), 0, "uid {uid}: {out:?}\n{}", p.sshd.log());
     assert!(
         out.stdout().ends_with(&format!(
             "Cloning \"{url}\" @ \"main\"...\n\
@@ -258,14 +263,9 @@ fn prepare_clones_over_ssh_as_a_uid_without_a_passwd_entry() {
         "{out:?}"
     );
     assert!(
-        sshd.log().contains("Accepted publickey for git"),
+        p.sshd.log().contains("Accepted publickey for git"),
         "{}",
-        sshd.log()
+        p.sshd.log()
     );
-    let ws = root.path("workspace");
-    let meta = std::fs::metadata(ws.join("version.txt")).unwrap();
-    assert_eq!(std::os::unix::fs::MetadataExt::uid(&meta), uid);
-    // Back to root, which git requires of a repository it reads.
-    tools::run("chown", &["-R", "0:0", &root.dir.path().to_string_lossy()]);
-    assert_eq!(head(&root), commits[1]);
+    assert_eq!(head(&p.root), p.commits[1]);
 }

@@ -1,17 +1,17 @@
-//! An OpenSSH `sshd` on 127.0.0.1 for the git-over-ssh tests (its own config, host key and
-//! authorized_keys, a non-default port, stopped by PID), key pairs and a small bare repository.
+//! Shared by the git source tests: a `git` runner for fixtures, a registry with a run image
+//! (prepare checks it), and an OpenSSH `sshd` on 127.0.0.1 (its own config, host key and
+//! authorized_keys, a non-default port, stopped by PID) with key pairs and a small bare repository.
 //!
-//! kpack always logs in as `git`, so sshd runs in a private mount namespace where a
+//! kpack always logs in as `git` over ssh, so sshd runs in a private mount namespace where a
 //! bind-mounted `/etc/passwd` has a `git` account (uid 0, so sessions can read the tests' 0700
 //! temp dirs; and `/run` is a tmpfs for sshd's privilege separation directory); nothing on the
-//! host changes. Needs root. Include with `mod source_git_ssh_util;` next to `mod support;` and
+//! host changes. Needs root. Include with `mod source_git_util;` next to `mod support;` and
 //! `mod common;` (common_image.rs).
 #![allow(dead_code)]
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-
 use std::sync::Arc;
 
 use buildpod::layer::Compression;
@@ -20,6 +20,7 @@ use buildpod::registry::{Client, ClientOptions, Repo};
 use crate::support::registry::Registry;
 use crate::support::tools;
 
+/// Run git in `dir` (a fixed identity, no system config, HOME = `dir`); its trimmed stdout.
 pub fn git(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("git")
         .current_dir(dir)
