@@ -97,7 +97,7 @@ fn nss_wrapper_candidates() -> Vec<PathBuf> {
 
 /// Whether git reaches `url` through ssh: `ssh://` (and git's aliases) or scp-like
 /// `[user@]host:path`, which git takes for a local path when a `/` comes before the first `:`.
-pub fn is_ssh_url(url: &str) -> bool {
+fn is_ssh_url(url: &str) -> bool {
     if let Some((scheme, _)) = url.split_once("://") {
         return matches!(scheme, "ssh" | "git+ssh" | "ssh+git");
     }
