@@ -7,6 +7,8 @@ pub mod builder;
 pub mod cache;
 pub mod cli;
 pub mod clusterlifecycle;
+#[cfg(feature = "controller")]
+pub mod controller;
 pub mod creds;
 pub mod digest;
 pub mod export;
