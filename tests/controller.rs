@@ -9,16 +9,15 @@ use std::sync::Arc;
 
 use buildpod::controller::{reconcile, BuilderReader, Config, Context};
 use buildpod::kpack::metadata::{compress, BuildMetadata, BuildpackMetadata};
-use buildpod::pod::{Build, BuildPodImages, BuilderConfig, Mode};
+use buildpod::pod::{Build, BuilderConfig, Mode};
 use buildpod::registry::Keychain;
-use controller_util::FakeApi;
+use controller_util::{builder, images, FakeApi, BUILDER};
 use serde_json::{json, Value};
 
 const NS: &str = "apps";
 const BUILDS: &str = "/apis/kpack.io/v1alpha2/namespaces/apps/builds";
 const PODS: &str = "/api/v1/namespaces/apps/pods";
 const POD: &str = "/api/v1/namespaces/apps/pods/app-build-1-build-pod";
-const BUILDER: &str = "registry.example.com/builder@sha256:4444444444444444444444444444444444444444444444444444444444444444";
 
 struct FakeReader(Result<BuilderConfig, String>);
 
@@ -31,26 +30,9 @@ impl BuilderReader for FakeReader {
     }
 }
 
-fn builder() -> BuilderConfig {
-    BuilderConfig {
-        stack_id: "io.buildpacks.stacks.jammy".into(),
-        run_image: "registry.example.com/run@sha256:3333".into(),
-        uid: 1001,
-        gid: 1000,
-        platform_apis: vec!["0.8".into(), "0.9".into()],
-        resolved_image: BUILDER.into(),
-        arch: "amd64".into(),
-    }
-}
-
 fn config() -> Config {
     Config {
-        images: BuildPodImages {
-            build_init: "reg/build-init@sha256:1".into(),
-            completion: "reg/completion@sha256:2".into(),
-            rebase: "reg/rebase@sha256:3".into(),
-            build_waiter: String::new(),
-        },
+        images: images(),
         max_platform_api: None,
         ssh_trust_unknown_host: true,
         mode: Mode::Kpack,

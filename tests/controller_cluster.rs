@@ -5,43 +5,23 @@
 //! creates its pod owned by it and patches its status. The namespace is deleted at the end.
 #![cfg(feature = "controller")]
 
+mod controller_util;
+
 use std::sync::Arc;
 
 use buildpod::controller::{reconcile, BuilderReader, Config, Context};
-use buildpod::pod::{build_pod, Build, BuildContext, BuildPodImages, BuilderConfig, Mode};
+use buildpod::pod::{build_pod, Build, BuildContext, BuilderConfig, Mode};
 use buildpod::registry::Keychain;
+use controller_util::{builder, images, BUILDER};
 use k8s_openapi::api::core::v1::{Namespace, Pod, ServiceAccount};
 use kube::api::{Api, DeleteParams, PostParams};
 use serde_json::json;
-
-const BUILDER: &str = "registry.example.com/builder@sha256:4444444444444444444444444444444444444444444444444444444444444444";
 
 struct Reader;
 
 impl BuilderReader for Reader {
     fn read(&self, _: &str, _: &Keychain) -> Result<BuilderConfig, String> {
         Ok(builder())
-    }
-}
-
-fn builder() -> BuilderConfig {
-    BuilderConfig {
-        stack_id: "io.buildpacks.stacks.jammy".into(),
-        run_image: "registry.example.com/run@sha256:3333".into(),
-        uid: 1001,
-        gid: 1000,
-        platform_apis: vec!["0.9".into(), "0.12".into()],
-        resolved_image: BUILDER.into(),
-        arch: "amd64".into(),
-    }
-}
-
-fn images() -> BuildPodImages {
-    BuildPodImages {
-        build_init: "registry.example.com/build-init@sha256:1111111111111111111111111111111111111111111111111111111111111111".into(),
-        completion: "registry.example.com/completion@sha256:2222222222222222222222222222222222222222222222222222222222222222".into(),
-        rebase: "registry.example.com/rebase@sha256:3333333333333333333333333333333333333333333333333333333333333333".into(),
-        build_waiter: String::new(),
     }
 }
 

@@ -6,10 +6,41 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
+use buildpod::pod::{BuildPodImages, BuilderConfig};
 use http::{Request, Response, StatusCode};
 use kube::client::Body;
 use kube::Client;
 use serde_json::{json, Value};
+
+pub const BUILDER: &str = "registry.example.com/builder@sha256:4444444444444444444444444444444444444444444444444444444444444444";
+
+/// What the fake builder reader answers: a jammy builder, user 1001:1000.
+pub fn builder() -> BuilderConfig {
+    BuilderConfig {
+        stack_id: "io.buildpacks.stacks.jammy".into(),
+        run_image: "registry.example.com/run@sha256:3333".into(),
+        uid: 1001,
+        gid: 1000,
+        platform_apis: vec!["0.8".into(), "0.9".into(), "0.12".into()],
+        resolved_image: BUILDER.into(),
+        arch: "amd64".into(),
+    }
+}
+
+pub fn images() -> BuildPodImages {
+    let image = |n: &str, d: char| {
+        format!(
+            "registry.example.com/{n}@sha256:{}",
+            d.to_string().repeat(64)
+        )
+    };
+    BuildPodImages {
+        build_init: image("build-init", '1'),
+        completion: image("completion", '2'),
+        rebase: image("rebase", '3'),
+        build_waiter: String::new(),
+    }
+}
 
 #[derive(Clone, Debug)]
 pub struct Recorded {
