@@ -10,19 +10,14 @@ use std::collections::{BTreeMap, HashSet};
 use std::io;
 use std::sync::Arc;
 
-use oci_spec::image::Descriptor;
-use serde::Serialize;
-
 use super::fetch::identifier;
+use super::metadata::{labels, order_toml};
 use super::package::oci_layer;
 use super::reconcile::Reconciled;
 use super::resolve::{semver_of, Resolution};
-use super::resources::{BuilderKind, BuildpackStack, OrderEntry};
-use super::status::{layer_order, resolved_builder_ref, BuildpackMetadata};
+use super::resources::BuilderKind;
+use super::status::{layer_order, resolved_builder_ref};
 use super::{Builder, Error};
-use crate::clusterlifecycle::descriptor::{
-    Apis, LegacyApi, LABEL_APIS, LABEL_BUILDER_METADATA, LABEL_VERSION,
-};
 use crate::digest::Digest;
 use crate::layer::NORMALIZED_MTIME;
 use crate::layer::{write_layer, CompressOptions, Compression, LayerInfo, TarOptions, TarWriter};
@@ -33,11 +28,7 @@ use crate::oci::copy::{copy_blobs, copy_image, CopyOptions, CopyStats};
 use crate::oci::location::Location;
 use crate::oci::{media, BlobStore, RawManifest};
 use crate::registry::{parse_reference, Client};
-
-pub const LABEL_ORDER: &str = "io.buildpacks.buildpack.order";
-pub const LABEL_LAYERS: &str = "io.buildpacks.buildpack.layers";
-/// kpack's builder metadata description.
-pub const DESCRIPTION: &str = "Custom Builder built with kpack";
+use oci_spec::image::Descriptor;
 
 /// Where a builder image goes.
 pub struct Target {
@@ -146,7 +137,7 @@ pub fn write_builder(
         .chain(&lc.apis.platform.supported)
         .any(|a| semver_of(a).is_some_and(|v| v >= semver::Version::new(0, 12, 0)));
 
-    // Layers: (diffID, descriptor, source store or None for ours, is a buildpack).
+    // The config and layer list grow together; borrowed blobs are grouped by source store.
     let mut cfg = rec.build.view.config.clone();
     cfg.set_created(Some(&rfc3339(NORMALIZED_MTIME as i64)));
     let mut descs: Vec<Descriptor> = rec
@@ -390,198 +381,4 @@ fn small_layer(
 
 fn gen_desc(info: &LayerInfo) -> Descriptor {
     Descriptor::new(media::OCI_LAYER_GZIP.into(), info.size, &info.digest)
-}
-
-/// `/cnb/order.toml` as kpack writes it (BurntSushi's encoder: indented tables, blank lines
-/// between array elements).
-pub fn order_toml(order: &[OrderEntry]) -> String {
-    if order.is_empty() {
-        return "order = []\n".into();
-    }
-    let mut s = String::new();
-    for o in order {
-        if !s.is_empty() {
-            s.push('\n');
-        }
-        s.push_str("[[order]]\n");
-        for r in &o.group {
-            s.push_str("\n  [[order.group]]\n");
-            s.push_str(&format!("    id = {}\n", quote(&r.id)));
-            s.push_str(&format!("    version = {}\n", quote(&r.version)));
-            if r.optional {
-                s.push_str("    optional = true\n");
-            }
-        }
-    }
-    s
-}
-
-/// kpack's `BuildpackLayerInfo` (field order as Go writes it).
-#[derive(Serialize)]
-struct KpackLayerInfo<'a> {
-    api: &'a str,
-    #[serde(rename = "layerDiffID")]
-    layer_diff_id: &'a str,
-    #[serde(skip_serializing_if = "<[OrderEntry]>::is_empty")]
-    order: &'a [OrderEntry],
-    #[serde(skip_serializing_if = "<[BuildpackStack]>::is_empty")]
-    stacks: &'a [BuildpackStack],
-    #[serde(skip_serializing_if = "str::is_empty")]
-    homepage: &'a str,
-}
-
-#[derive(Serialize)]
-struct BuilderMetadata<'a> {
-    description: &'a str,
-    stack: StackMetadata<'a>,
-    lifecycle: LifecycleMetadata<'a>,
-    #[serde(rename = "createdBy")]
-    created_by: CreatedBy<'a>,
-    buildpacks: Vec<BuildpackMetadata>,
-}
-
-#[derive(Serialize)]
-struct StackMetadata<'a> {
-    #[serde(rename = "runImage")]
-    run_image: RunImageMetadata<'a>,
-}
-
-#[derive(Serialize)]
-struct RunImageMetadata<'a> {
-    image: &'a str,
-    mirrors: Option<Vec<String>>,
-}
-
-#[derive(Serialize)]
-struct LifecycleMetadata<'a> {
-    version: &'a str,
-    api: &'a LegacyApi,
-    apis: &'a Apis,
-}
-
-#[derive(Serialize)]
-struct CreatedBy<'a> {
-    name: &'a str,
-    version: &'a str,
-}
-
-fn labels(
-    rec: &Reconciled,
-    builder: &Builder,
-    resolution: &Resolution<'_>,
-    run_image: &str,
-    description: Option<&str>,
-) -> Result<Vec<(String, String)>, Error> {
-    let lc = &rec.lifecycle.resolved.status;
-    let json = |what: &str, v: serde_json::Result<String>| {
-        v.map_err(|e| Error::Usage(format!("serialise label {what}: {e}")))
-    };
-    let ordered = layer_order(resolution);
-    let mut layers: BTreeMap<&str, BTreeMap<&str, KpackLayerInfo<'_>>> = BTreeMap::new();
-    for s in &ordered {
-        let bp = s.buildpack;
-        layers.entry(&bp.id).or_default().insert(
-            &bp.version,
-            KpackLayerInfo {
-                api: &bp.api,
-                layer_diff_id: &bp.diff_id,
-                order: &bp.order,
-                stacks: &bp.stacks,
-                homepage: &bp.homepage,
-            },
-        );
-    }
-    let metadata = BuilderMetadata {
-        description: description.unwrap_or(DESCRIPTION),
-        stack: StackMetadata {
-            run_image: RunImageMetadata {
-                image: run_image,
-                mirrors: None,
-            },
-        },
-        lifecycle: LifecycleMetadata {
-            version: &lc.version,
-            api: &lc.api,
-            apis: &lc.apis,
-        },
-        created_by: CreatedBy {
-            name: "kpack Builder",
-            version: concat!("buildpod ", env!("CARGO_PKG_VERSION")),
-        },
-        buildpacks: ordered
-            .iter()
-            .map(|s| BuildpackMetadata {
-                id: s.buildpack.id.clone(),
-                version: s.buildpack.version.clone(),
-                homepage: s.buildpack.homepage.clone(),
-            })
-            .collect(),
-    };
-    let mut out = vec![
-        (LABEL_VERSION.to_string(), lc.version.clone()),
-        (
-            LABEL_ORDER.to_string(),
-            json(LABEL_ORDER, serde_json::to_string(&resolution.order))?,
-        ),
-        (
-            LABEL_LAYERS.to_string(),
-            json(LABEL_LAYERS, serde_json::to_string(&layers))?,
-        ),
-        (
-            LABEL_APIS.to_string(),
-            json(LABEL_APIS, serde_json::to_string(&lc.apis))?,
-        ),
-        (
-            LABEL_BUILDER_METADATA.to_string(),
-            json(LABEL_BUILDER_METADATA, serde_json::to_string(&metadata))?,
-        ),
-    ];
-    out.extend(
-        builder
-            .additional_labels
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone())),
-    );
-    Ok(out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::builder::resources::BuildpackRef;
-
-    fn r(id: &str, version: &str, optional: bool) -> BuildpackRef {
-        BuildpackRef {
-            id: id.into(),
-            version: version.into(),
-            optional,
-        }
-    }
-
-    // create_builder_test.go "creates a custom builder": the order layer's text.
-    #[test]
-    fn order_toml_is_kpacks() {
-        let order = vec![OrderEntry {
-            group: vec![
-                r("io.buildpack.1", "v1", false),
-                r("io.buildpack.2", "v2", true),
-            ],
-        }];
-        assert_eq!(
-            order_toml(&order),
-            "[[order]]\n\n  [[order.group]]\n    id = \"io.buildpack.1\"\n    version = \"v1\"\n\n  [[order.group]]\n    id = \"io.buildpack.2\"\n    version = \"v2\"\n    optional = true\n"
-        );
-        let two = vec![
-            OrderEntry {
-                group: vec![r("a", "1", false)],
-            },
-            OrderEntry {
-                group: vec![r("b", "2", false)],
-            },
-        ];
-        assert_eq!(
-            order_toml(&two),
-            "[[order]]\n\n  [[order.group]]\n    id = \"a\"\n    version = \"1\"\n\n[[order]]\n\n  [[order.group]]\n    id = \"b\"\n    version = \"2\"\n"
-        );
-    }
 }

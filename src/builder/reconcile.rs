@@ -271,8 +271,9 @@ fn stack_status(stack: &ClusterStack, build: &Image, run: &Image) -> Result<Stac
             .config
             .env_var(key)
             .ok_or_else(|| format!("validating build image: env {key}: not set"))?;
-        v.parse()
-            .map_err(|_| format!("validating build image: env {key}: {v:?} is not a number"))
+        v.parse::<u32>().map(i64::from).map_err(|_| {
+            format!("validating build image: env {key}: {v:?} is not a user or group id")
+        })
     };
     let mixins_of = |i: &Image, what: &str| -> Result<Vec<String>, String> {
         match i.view.config.label(LABEL_MIXINS) {
