@@ -11,6 +11,7 @@ pub mod builder_toml;
 pub mod buildpack_toml;
 pub mod buildpackage;
 pub mod create;
+pub mod debian;
 pub mod error;
 pub mod fetch;
 pub mod image;
