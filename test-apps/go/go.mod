@@ -1,0 +1,3 @@
+module buildpod.example/go-app
+
+go 1.19
