@@ -114,14 +114,15 @@ pub fn debian_stack_unavailable() -> Option<String> {
         return Some("needs root (debootstrap, chroot)".into());
     }
     for tool in ["debootstrap", "unshare", "chroot", "skopeo", "umoci"] {
-        if support_which(tool).is_none() {
+        if which(tool).is_none() {
             return Some(format!("{tool} is not installed (ci/test installs it)"));
         }
     }
     None
 }
 
-fn support_which(tool: &str) -> Option<PathBuf> {
+/// `tool` on PATH or in /usr/sbin, /sbin (chroot, debootstrap: root's tools).
+pub fn which(tool: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
         .chain(["/usr/sbin".into(), "/sbin".into()])
