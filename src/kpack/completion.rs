@@ -137,7 +137,10 @@ pub fn run(o: &Options, paths: &Paths) -> Result<(), String> {
     let msg = metadata::compress(&md)?;
     let dir = o.termination_path.parent().unwrap_or(Path::new("/"));
     std::fs::create_dir_all(dir).map_err(|e| crate::creds::go_io_error("mkdir", dir, &e))?;
-    crate::fsutil::write_atomic(&o.termination_path, msg.as_bytes()).map_err(|e| e.to_string())
+    // In place, not by rename: kubelet bind-mounts a file at the termination-message path, and
+    // a rename onto a mount point fails (EBUSY/EPERM). The message is written once, whole.
+    std::fs::write(&o.termination_path, msg.as_bytes())
+        .map_err(|e| crate::creds::go_io_error("open", &o.termination_path, &e))
 }
 
 /// kpack's `GetBuildMetadata` for `tag@digest`.

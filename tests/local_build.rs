@@ -1,0 +1,314 @@
+//! `buildpod build` end to end with the tiny stack and the hello buildpack: the build pod our
+//! generator makes runs here, step by step, under the embedded sandbox and under runc, from a
+//! directory, a git repository and a blob; the image lands in an OCI layout or a registry and
+//! runs with `buildpod run`. Bad input fails with the step, its exit code and what was tried.
+//! The build-pod and lifecycle images are static release builds, made once (tests/local_util).
+
+mod local_util;
+mod support;
+
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use local_util::{build_pod_images, buildpod, ok, tiny_builder};
+use support::registry::Registry;
+
+fn skip() -> bool {
+    let skip = !nix::unistd::geteuid().is_root() || support::tools::which("runc").is_none();
+    if skip {
+        eprintln!("skipped: needs root and runc");
+    }
+    skip
+}
+
+fn app(dir: &Path, greeting: &str) -> String {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("hello.txt"), format!("{greeting}\n")).unwrap();
+    dir.display().to_string()
+}
+
+fn build_args<'a>(builder: &'a str, images: &'a str, work: &'a str) -> Vec<&'a str> {
+    vec![
+        "build",
+        "--builder",
+        builder,
+        "--build-pod-images",
+        images,
+        "--work-dir",
+        work,
+    ]
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn a_directory_builds_into_a_layout_and_runs_under_both_runtimes() {
+    if skip() {
+        return;
+    }
+    let reg = Registry::plain();
+    let tmp = tempfile::tempdir().unwrap();
+    let builder = tiny_builder(&reg.host(), tmp.path());
+    let images = build_pod_images();
+    let src = app(&tmp.path().join("hello-app"), "hello from a layout");
+    let out = tmp.path().join("out");
+    let work = tmp.path().join("work");
+    let mut args = build_args(&builder, &images, work.to_str().unwrap());
+    args.extend(["--path", &src, "--output", out.to_str().unwrap()]);
+    let run = buildpod(&args);
+    let stderr = text(&run.stderr);
+    assert_eq!(run.status.code(), Some(0), "{stderr}");
+    for step in [
+        "PREPARE",
+        "ANALYZE",
+        "DETECT",
+        "RESTORE",
+        "BUILD",
+        "EXPORT",
+        "COMPLETION",
+    ] {
+        assert!(
+            stderr.contains(&format!("===> {step} (")),
+            "{step}: {stderr}"
+        );
+    }
+    assert!(stderr.contains("===> image: oci:"), "{stderr}");
+    // The completion step's termination message, decoded.
+    let md: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert_eq!(md["stackID"], "io.buildpacks.stacks.tiny");
+    assert_eq!(md["buildpackMetadata"][0]["id"], "buildpod/hello");
+    let latest = md["latestImage"].as_str().unwrap();
+    // skopeo reads the layout, and the image is the one completion reported.
+    let raw = support::tools::skopeo(&["inspect", &format!("oci:{}:hello-app", out.display())]);
+    let inspected: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    assert_eq!(
+        inspected["Digest"].as_str().unwrap(),
+        latest.rsplit_once('@').unwrap().1
+    );
+    assert!(latest.contains("/out@sha256:"), "{latest}");
+    // Step logs are kept in the work dir.
+    let log = std::fs::read_to_string(work.join("pod/logs/build.log")).unwrap();
+    assert!(log.contains("greeting: hello from a layout"), "{log}");
+    for runtime in ["embedded", "runc"] {
+        let image = format!("oci:{}:hello-app", out.display());
+        let r = buildpod(&["run", "--runtime", runtime, &image]);
+        assert_eq!(r.status.code(), Some(0), "{runtime}: {}", text(&r.stderr));
+        assert_eq!(text(&r.stdout), "hello from a layout\n", "{runtime}");
+    }
+}
+
+#[test]
+fn embedded_and_runc_builds_publish_the_same_digest() {
+    if skip() {
+        return;
+    }
+    let reg = Registry::plain();
+    let tmp = tempfile::tempdir().unwrap();
+    let builder = tiny_builder(&reg.host(), tmp.path());
+    let images = build_pod_images();
+    let src = app(&tmp.path().join("app"), "same bytes");
+    let mut digests = Vec::new();
+    for runtime in ["embedded", "runc"] {
+        let tag = format!("{}/apps/hello-{runtime}:1", reg.host());
+        let work = tmp.path().join(format!("work-{runtime}"));
+        let mut args = build_args(&builder, &images, work.to_str().unwrap());
+        args.extend([
+            "--path",
+            &src,
+            "--tag",
+            &tag,
+            "--publish",
+            "--runtime",
+            runtime,
+        ]);
+        let run = buildpod(&args);
+        assert_eq!(run.status.code(), Some(0), "{}", text(&run.stderr));
+        let md: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+        let latest = md["latestImage"].as_str().unwrap().to_string();
+        assert!(latest.starts_with(&format!("{}/apps/hello-{runtime}@sha256:", reg.host())));
+        digests.push(latest.rsplit_once('@').unwrap().1.to_string());
+        let r = buildpod(&["run", &tag]);
+        assert_eq!(text(&r.stdout), "same bytes\n");
+    }
+    assert_eq!(digests[0], digests[1]);
+}
+
+struct Daemon(Child);
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn git_daemon(base: &Path) -> (Daemon, u16) {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new("git")
+        .args([
+            "daemon",
+            "--reuseaddr",
+            "--export-all",
+            "--listen=127.0.0.1",
+        ])
+        .arg(format!("--port={port}"))
+        .arg(format!("--base-path={}", base.display()))
+        .arg(base)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let d = Daemon(child);
+    for _ in 0..100 {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return (d, port);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("git daemon did not start");
+}
+
+#[test]
+fn git_and_blob_sources_build_and_a_rebuild_reuses_the_previous_image() {
+    if skip() {
+        return;
+    }
+    let reg = Registry::plain();
+    let tmp = tempfile::tempdir().unwrap();
+    let builder = tiny_builder(&reg.host(), tmp.path());
+    let images = build_pod_images();
+    let repos = tmp.path().join("repos");
+    let repo = repos.join("app.git");
+    app(&repo, "from git");
+    let git = |args: &[&str]| {
+        let out = Command::new("git")
+            .arg("-C")
+            .arg(&repo)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "git {args:?}: {}", text(&out.stderr));
+    };
+    git(&["init", "-q", "-b", "main"]);
+    git(&["add", "."]);
+    git(&[
+        "-c",
+        "user.name=t",
+        "-c",
+        "user.email=t@e",
+        "commit",
+        "-qm",
+        "one",
+    ]);
+    let (_daemon, port) = git_daemon(&repos);
+    let out = tmp.path().join("out");
+    let url = format!("git://127.0.0.1:{port}/app.git");
+    let work = tmp.path().join("work-git");
+    let mut args = build_args(&builder, &images, work.to_str().unwrap());
+    args.extend(["--git", &url, "--revision", "main", "--tag", "app"]);
+    args.extend(["--output", out.to_str().unwrap()]);
+    let run = buildpod(&args);
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run.stderr));
+    let image = format!("oci:{}:app", out.display());
+    assert_eq!(text(&buildpod(&["run", &image]).stdout), "from git\n");
+
+    // A blob source (a tarball served over HTTP), built into the same layout: the analyzer
+    // finds the previous image there.
+    let tarball = tmp.path().join("app.tar.gz");
+    let src = app(&tmp.path().join("blob-src"), "from a blob");
+    let status = Command::new("tar")
+        .args(["-czf", tarball.to_str().unwrap(), "-C", &src, "."])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let server = buildpod::local::server::LocalServer::start(
+        None,
+        tmp.path(),
+        std::collections::HashMap::from([("app.tar.gz".to_string(), tarball)]),
+    )
+    .unwrap();
+    let url = server.source_url("app.tar.gz");
+    let work = tmp.path().join("work-blob");
+    let mut args = build_args(&builder, &images, work.to_str().unwrap());
+    args.extend([
+        "--blob",
+        &url,
+        "--tag",
+        "app",
+        "--output",
+        out.to_str().unwrap(),
+    ]);
+    let run = buildpod(&args);
+    let stderr = text(&run.stderr);
+    assert_eq!(run.status.code(), Some(0), "{stderr}");
+    let analyze = std::fs::read_to_string(work.join("pod/logs/analyze.log")).unwrap();
+    assert!(
+        !analyze.contains("not found"),
+        "previous image not found: {analyze}"
+    );
+    assert_eq!(text(&buildpod(&["run", &image]).stdout), "from a blob\n");
+}
+
+#[test]
+fn bad_input_names_the_builder_the_failed_step_and_what_was_tried() {
+    if skip() {
+        return;
+    }
+    let reg = Registry::plain();
+    let tmp = tempfile::tempdir().unwrap();
+    let builder = tiny_builder(&reg.host(), tmp.path());
+    let images = build_pod_images();
+    let work = tmp.path().join("work");
+    let w = work.to_str().unwrap();
+    let out = tmp.path().join("out");
+    let o = out.to_str().unwrap();
+
+    // An unknown builder: nothing runs.
+    let unknown = format!("{}/builder/nope:1", reg.host());
+    let mut args = build_args(&unknown, &images, w);
+    let src = app(&tmp.path().join("app"), "x");
+    args.extend(["--path", &src, "--output", o]);
+    let run = buildpod(&args);
+    assert_eq!(run.status.code(), Some(1));
+    let err = text(&run.stderr);
+    assert!(
+        err.contains(&format!("ERROR: builder {unknown}: ")),
+        "{err}"
+    );
+    assert!(!err.contains("===> PREPARE"), "{err}");
+
+    // An app no buildpack detects: the detect step fails, its log lists what was tried.
+    let empty = tmp.path().join("empty-app");
+    std::fs::create_dir_all(&empty).unwrap();
+    std::fs::write(empty.join("README"), "no hello.txt\n").unwrap();
+    let mut args = build_args(&builder, &images, w);
+    args.extend(["--path", empty.to_str().unwrap(), "--output", o]);
+    let run = buildpod(&args);
+    assert_eq!(run.status.code(), Some(3), "{}", text(&run.stderr));
+    let err = text(&run.stderr);
+    assert!(
+        err.contains("===> DETECT failed with exit code 20"),
+        "{err}"
+    );
+    assert!(err.contains("buildpod/hello"), "{err}");
+    assert!(!err.contains("===> BUILD ("), "{err}");
+
+    // Publishing to a registry nobody listens on: export fails, nothing is tagged.
+    let dead = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let tag = format!("{dead}/app:1");
+    let mut args = build_args(&builder, &images, w);
+    args.extend(["--path", &src, "--tag", &tag, "--publish"]);
+    let run = buildpod(&args);
+    assert_eq!(run.status.code(), Some(3), "{}", text(&run.stderr));
+    let err = text(&run.stderr);
+    assert!(err.contains("failed with exit code"), "{err}");
+}
