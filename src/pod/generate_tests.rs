@@ -35,7 +35,10 @@ fn example_git_build_pod() {
 // The kpack test fixture's full pod (reviewed against §1.5–1.10).
 #[test]
 fn kpack_fixture_pod() {
-    golden("kpack-full", &kpack_pod());
+    let pod = kpack_pod();
+    golden("kpack-full", &pod);
+    // kpack#972: the build pod passes PodSecurity `restricted`.
+    assert_eq!(check_restricted(&pod), vec![]);
 }
 
 #[test]
