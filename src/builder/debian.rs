@@ -612,4 +612,120 @@ mod tests {
             .collect();
         assert_eq!(tarred, want);
     }
+
+    /// A stand-in for the rootfs script: counts its runs, makes tiny trees, fails while the cache
+    /// directory holds a file `fail`.
+    const FAKE_SCRIPT: &str = r#"#!/bin/sh
+set -e
+echo run >>"$(dirname "$1")/runs"
+[ ! -e "$(dirname "$1")/fail" ] || { echo "apt exploded" >&2; exit 3; }
+mkdir -p "$1/run/usr/lib" "$1/run/etc" "$1/build/usr/bin"
+printf 'ID=debian\nVERSION_ID="12"\n' >"$1/run/usr/lib/os-release"
+printf '%s\n' "$RUN_PACKAGES" >"$1/run/etc/packages"
+echo tool >"$1/build/usr/bin/tool"
+"#;
+
+    fn fake(dir: &Path) -> (Definition, PathBuf) {
+        use std::os::unix::fs::PermissionsExt;
+        let script = dir.join("rootfs");
+        fs::write(&script, FAKE_SCRIPT).unwrap();
+        fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
+        (Definition::parse(DEFINITION, "x").unwrap(), script)
+    }
+
+    #[test]
+    fn the_rootfs_is_made_once_under_the_lock_and_then_cached() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (def, script) = fake(tmp.path());
+        let cache = tmp.path().join("cache");
+        let made: Vec<Rootfs> = std::thread::scope(|s| {
+            let hs: Vec<_> = (0..3)
+                .map(|_| s.spawn(|| ensure_rootfs(&def, &script, &cache).unwrap()))
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert_eq!(made.iter().filter(|r| r.built).count(), 1);
+        assert_eq!(fs::read_to_string(cache.join("runs")).unwrap(), "run\n");
+        let key = def.rootfs_key(FAKE_SCRIPT.as_bytes());
+        assert_eq!(made[0].dir, cache.join(&key));
+        assert_eq!(
+            fs::read_to_string(made[0].run().join("etc/packages")).unwrap(),
+            format!("{}\n", def.run_packages.join(" "))
+        );
+        assert!(!cache.join(format!("{key}.tmp")).exists());
+
+        // Another package list: a new key, built once; the unused old entry is pruned.
+        let mut other = def.clone();
+        other.run_packages.push("curl".into());
+        let r = ensure_rootfs(&other, &script, &cache).unwrap();
+        assert!(r.built);
+        assert!(!cache.join(&key).exists(), "the old entry is pruned");
+        assert!(!cache.join(format!("{key}.lock")).exists());
+        assert_eq!(
+            fs::read_to_string(cache.join("runs")).unwrap(),
+            "run\nrun\n"
+        );
+    }
+
+    #[test]
+    fn a_failed_rootfs_build_leaves_no_entry_and_says_why() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (def, script) = fake(tmp.path());
+        let cache = tmp.path().join("cache");
+        fs::create_dir_all(&cache).unwrap();
+        fs::write(cache.join("fail"), "").unwrap();
+        let err = ensure_rootfs(&def, &script, &cache)
+            .unwrap_err()
+            .to_string();
+        fs::remove_file(cache.join("fail")).unwrap();
+        assert!(err.contains("failed (exit status: 3)"), "{err}");
+        assert!(err.ends_with("apt exploded"), "{err}");
+        let key = def.rootfs_key(FAKE_SCRIPT.as_bytes());
+        assert!(!cache.join(&key).exists());
+        assert!(!cache.join(format!("{key}.tmp")).exists());
+        // The next call builds it.
+        assert!(ensure_rootfs(&def, &script, &cache).unwrap().built);
+    }
+
+    #[test]
+    fn images_from_one_rootfs_have_the_same_digests_and_share_the_run_layer() {
+        use crate::oci::layout::Layout;
+        let tmp = tempfile::tempdir().unwrap();
+        let (def, script) = fake(tmp.path());
+        let rootfs = ensure_rootfs(&def, &script, &tmp.path().join("cache")).unwrap();
+        let spec = StackSpec {
+            definition: def,
+            rootfs,
+            arch: "amd64".into(),
+            compression: Compression::Gzip,
+        };
+        let build = |dir: &str| {
+            let b = Layout::create(&tmp.path().join(dir).join("b")).unwrap();
+            let r = Layout::create(&tmp.path().join(dir).join("r")).unwrap();
+            build_stack(&spec, &b, &["build".into()], &r, &["run".into()]).unwrap()
+        };
+        let (one, two) = (build("one"), build("two"));
+        assert_eq!(one.build.digest, two.build.digest);
+        assert_eq!(one.run.digest, two.run.digest);
+        let b = Layout::open(&tmp.path().join("one/b")).unwrap();
+        let m: serde_json::Value = serde_json::from_slice(&one.build.bytes).unwrap();
+        let config_digest: crate::digest::Digest =
+            m["config"]["digest"].as_str().unwrap().parse().unwrap();
+        let cfg =
+            ImageConfig::from_json(&b.read_blob(&config_digest, None).unwrap(), "config").unwrap();
+        assert_eq!(
+            cfg.diff_ids().unwrap(),
+            [
+                one.run_layer.info.diff_id.clone(),
+                one.build_layer.info.diff_id.clone()
+            ]
+        );
+        assert_eq!(
+            cfg.label("io.buildpacks.stack.distro.version").as_deref(),
+            Some("12")
+        );
+        assert_eq!(cfg.env_var("CNB_USER_ID").as_deref(), Some("1000"));
+        // The run layer's blob is in the build image's store too.
+        assert!(b.blob_size(&one.run_layer.info.digest).unwrap().is_some());
+    }
 }
