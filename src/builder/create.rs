@@ -163,3 +163,56 @@ pub fn select<'a>(builders: &'a [Builder], which: Option<&str>) -> Result<&'a Bu
         ))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const YAML: &str = r#"
+apiVersion: kpack.io/v1alpha2
+kind: Builder
+metadata: {name: app, namespace: a}
+spec: {tag: r/x, stack: {name: s}}
+---
+apiVersion: kpack.io/v1alpha2
+kind: Builder
+metadata: {name: app, namespace: b}
+spec: {tag: r/x, stack: {name: s}}
+---
+apiVersion: kpack.io/v1alpha2
+kind: ClusterBuilder
+metadata: {name: app}
+spec: {tag: r/x, stack: {name: s}}
+---
+apiVersion: kpack.io/v1alpha2
+kind: ClusterBuilder
+metadata: {name: other}
+spec: {tag: r/x, stack: {name: s}}
+"#;
+
+    #[test]
+    fn selects_builders_by_name_namespace_and_kind() {
+        let res = crate::builder::parse(YAML).unwrap();
+        let pick = |w: Option<&str>| select(&res.builders, w).map(|b| b.describe());
+        assert_eq!(pick(Some("other")).unwrap(), "ClusterBuilder other");
+        assert_eq!(pick(Some("b/app")).unwrap(), "Builder b/app");
+        assert_eq!(pick(Some("Builder/a/app")).unwrap(), "Builder a/app");
+        assert_eq!(
+            pick(Some("ClusterBuilder/app")).unwrap(),
+            "ClusterBuilder app"
+        );
+        let e = pick(Some("app")).unwrap_err().to_string();
+        assert!(e.starts_with("builder \"app\" is ambiguous"), "{e}");
+        let e = pick(None).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "name the builder to create (have: Builder a/app, Builder b/app, ClusterBuilder app, ClusterBuilder other)"
+        );
+        assert!(pick(Some("c/app"))
+            .unwrap_err()
+            .to_string()
+            .starts_with("no builder \"c/app\""));
+        let one = crate::builder::parse(&YAML[..YAML.find("---").unwrap()]).unwrap();
+        assert_eq!(select(&one.builders, None).unwrap().name, "app");
+    }
+}
