@@ -127,8 +127,8 @@ pub fn escape_id(id: &str) -> String {
 }
 
 impl Descriptor {
-    /// Parse `text` (from `path`, for messages) and check it as pack does, plus that the id and
-    /// version make safe path components.
+    /// Parse `text` and check it as pack does, and that the id and version make safe path
+    /// components; the error is the reason only.
     pub fn parse(text: &str) -> Result<Self, String> {
         let raw: Raw = toml::from_str(text).map_err(|e| format!("invalid buildpack.toml: {e}"))?;
         let info = raw.buildpack.unwrap_or_default();
