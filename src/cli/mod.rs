@@ -1,8 +1,8 @@
 //! The `buildpod` command line (thin: parses flags and calls the library).
 
+pub mod build;
 pub mod builder;
 pub mod buildpackage;
-pub mod build;
 pub mod image;
 pub mod image_build;
 pub mod lifecycle;
@@ -103,7 +103,9 @@ pub fn run(cli: Cli) -> i32 {
     }
 }
 
-fn run_other(command: Command) -> std::result::Result<(), Box<dyn std::error::Error + Send + Sync>> {
+fn run_other(
+    command: Command,
+) -> std::result::Result<(), Box<dyn std::error::Error + Send + Sync>> {
     match command {
         Command::Image(c) => image::run_image(c),
         Command::Layer(c) => image::run_layer(c),
