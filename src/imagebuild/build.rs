@@ -7,7 +7,7 @@ use tar::EntryType;
 
 use super::definition::{Definition, Entry, EntryKind, LayerDef};
 use super::Error;
-use crate::layer::{CompressOptions, Compression, TarOptions, TarWriter};
+use crate::layer::{CompressOptions, TarOptions, TarWriter};
 use crate::oci::assemble::{push_layer, write_manifest, StoredLayer};
 use crate::oci::{media, BlobStore, ImageConfig, RawManifest};
 
@@ -23,14 +23,13 @@ pub struct Built {
 pub fn build_image(
     store: &dyn BlobStore,
     def: &Definition,
-    compression: Compression,
+    compress: &CompressOptions,
     tags: &[String],
 ) -> Result<Built, Error> {
     let tar = TarOptions::default();
-    let compress = CompressOptions::new(compression);
     let mut layers = Vec::with_capacity(def.layers.len());
     for l in &def.layers {
-        let stored = push_layer(store, &tar, &compress, media::OCI_MANIFEST, &|t| {
+        let stored = push_layer(store, &tar, compress, media::OCI_MANIFEST, &|t| {
             write_layer(t, l)
         })
         .map_err(|source| Error::Layer {

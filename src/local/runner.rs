@@ -62,7 +62,8 @@ impl Reporter for PlainReporter {
         eprintln!("===> {} ({image})", name.to_uppercase());
     }
     fn line(&self, _name: &str, line: &str) {
-        let mut out = std::io::stdout().lock();
+        // stderr: stdout carries the build's machine-readable result.
+        let mut out = std::io::stderr().lock();
         let _ = writeln!(out, "{line}");
     }
     fn step_finished(&self, name: &str, exit_code: i32, seconds: f64) {

@@ -182,6 +182,12 @@ fn git_env(url: &str, auth: Option<GitAuth>, trust: bool) -> Result<GitEnv, Sour
         ("GIT_CONFIG_GLOBAL".into(), "/dev/null".into()),
         ("HOME".into(), tmp.path().display().to_string()),
         ("LC_ALL".into(), "C".into()),
+        // The pod's /workspace is a volume kubelet creates as root (0777, group fsGroup), and
+        // prepare runs as the builder's user: git's ownership check would refuse it. Config
+        // from the environment counts as command-line config, where safe.directory is honoured.
+        ("GIT_CONFIG_COUNT".into(), "1".into()),
+        ("GIT_CONFIG_KEY_0".into(), "safe.directory".into()),
+        ("GIT_CONFIG_VALUE_0".into(), "*".into()),
     ];
     let mut url = url.to_string();
     let mut secret = None;
