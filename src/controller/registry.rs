@@ -6,8 +6,8 @@ use std::sync::Arc;
 use k8s_openapi::api::core::v1::Secret;
 
 use crate::oci::location::Location;
-use crate::oci::manifest::{descriptor_digest, select_platform};
-use crate::oci::{ImageConfig, Manifest, PlatformSpec};
+use crate::oci::view::ImageView;
+use crate::oci::PlatformSpec;
 use crate::pod::{builder_config, BuilderConfig};
 use crate::registry::AuthEntry;
 use crate::registry::{parse_reference, Client, ClientOptions, Keychain};
@@ -40,34 +40,16 @@ fn read_builder(client: &Arc<Client>, image: &str) -> Result<BuilderConfig, Stri
     let (store, reference) = Location::Registry(image.to_string())
         .open(client)
         .map_err(|e| err(&e))?;
-    let mut m = store.get_manifest(&reference).map_err(|e| err(&e))?;
-    // An index: linux/amd64, as ggcr's default platform in kpack.
-    if let Manifest::Index(idx) = m.parse().map_err(|e| err(&e))? {
-        let want = PlatformSpec::new("linux", "amd64", None);
-        let d = select_platform(&idx, &want).map_err(|e| err(&e))?;
-        let digest = descriptor_digest(d).map_err(|e| err(&e))?;
-        m = store
-            .get_manifest(&digest.to_string())
-            .map_err(|e| err(&e))?;
-    }
-    let Manifest::Image(im) = m.parse().map_err(|e| err(&e))? else {
-        return Err(err(&"not supported: a nested index"));
-    };
-    let cfg_digest = descriptor_digest(im.config()).map_err(|e| err(&e))?;
-    let blob = store
-        .read_blob(&cfg_digest, Some(im.config().size()))
-        .map_err(|e| err(&e))?;
-    let cfg = ImageConfig::from_json(&blob, "builder image config").map_err(|e| err(&e))?;
+    // An index resolves to linux/amd64, ggcr's default platform in kpack.
+    let platform = PlatformSpec::new("linux", "amd64", None);
+    let view = ImageView::load(store.as_ref(), &reference, &platform)
+        .map_err(|e| err(&e))?
+        .ok_or_else(|| err(&"not found"))?;
     let r = parse_reference(image).map_err(|e| err(&e))?;
-    let resolved = format!("{}/{}@{}", r.registry(), r.repository(), m.digest);
-    builder_config(
-        &cfg.labels(),
-        &cfg.env(),
-        &cfg.os(),
-        &cfg.architecture(),
-        &resolved,
-    )
-    .map_err(|e| e.to_string())
+    let resolved = format!("{}/{}@{}", r.registry(), r.repository(), view.digest());
+    let c = &view.config;
+    builder_config(&c.labels(), &c.env(), &c.os(), &c.architecture(), &resolved)
+        .map_err(|e| e.to_string())
 }
 
 /// Registry credentials from Kubernetes secrets: `.dockerconfigjson`, `.dockercfg`, and
