@@ -11,7 +11,7 @@ use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
-use local_util::{build_pod_images, buildpod, ok, tiny_builder};
+use local_util::{build_pod_images, buildpod, tiny_builder};
 use support::registry::Registry;
 
 fn skip() -> bool {
@@ -111,10 +111,18 @@ fn embedded_and_runc_builds_publish_the_same_digest() {
     let images = build_pod_images();
     let src = app(&tmp.path().join("app"), "same bytes");
     let mut digests = Vec::new();
+    // One loopback port for both builds: the source URL is part of the image's labels.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string();
     for runtime in ["embedded", "runc"] {
         let tag = format!("{}/apps/hello-{runtime}:1", reg.host());
         let work = tmp.path().join(format!("work-{runtime}"));
         let mut args = build_args(&builder, &images, work.to_str().unwrap());
+        args.extend(["--local-port", &port]);
         args.extend([
             "--path",
             &src,
@@ -231,6 +239,7 @@ fn git_and_blob_sources_build_and_a_rebuild_reuses_the_previous_image() {
         None,
         tmp.path(),
         std::collections::HashMap::from([("app.tar.gz".to_string(), tarball)]),
+        0,
     )
     .unwrap();
     let url = server.source_url("app.tar.gz");

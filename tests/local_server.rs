@@ -39,7 +39,7 @@ fn images_pushed_to_the_local_registry_land_in_the_layout() {
     let tmp = tempfile::tempdir().unwrap();
     tiny(&tmp.path().join("stack"));
     let out = tmp.path().join("out");
-    let server = LocalServer::start(Some(&out), tmp.path(), HashMap::new()).unwrap();
+    let server = LocalServer::start(Some(&out), tmp.path(), HashMap::new(), 0).unwrap();
     let host = server.host();
     run(Command::new(BUILDPOD)
         .args(["image", "copy"])
@@ -82,6 +82,7 @@ fn a_bad_digest_is_refused_and_sources_are_served() {
         Some(&tmp.path().join("out")),
         tmp.path(),
         HashMap::from([("app.tar.gz".to_string(), src)]),
+        0,
     )
     .unwrap();
     let curl = |args: &[&str]| run(Command::new("curl").arg("-s").args(args));

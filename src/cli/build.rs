@@ -68,6 +68,10 @@ pub struct BuildArgs {
     /// Default: $BUILDPOD_BUILD_POD_IMAGES, else oci:<cache>/images/build-pod.
     #[arg(long)]
     pub build_pod_images: Option<String>,
+    /// Loopback port for the source and ./out servers; fixed so rebuilds of the same source
+    /// give the same image (its source URL is recorded). Another is used if it is taken.
+    #[arg(long, default_value_t = 5399)]
+    pub local_port: u16,
     /// kpack's pod (Platform API ≤ 0.9, kpack's images) instead of ours.
     #[arg(long)]
     pub kpack_compatible: bool,
@@ -199,6 +203,7 @@ pub fn run_build(a: BuildArgs) -> Result<i32> {
         build_pod_images,
         insecure_registries: a.registry.insecure.clone(),
         work_dir: work_dir.clone(),
+        local_port: a.local_port,
         mode: if a.kpack_compatible {
             Mode::Kpack
         } else {

@@ -59,6 +59,8 @@ pub struct Request {
     /// Per-run files (volumes, logs, scratch). Kept for inspection.
     pub work_dir: PathBuf,
     pub mode: Mode,
+    /// The loopback server's preferred port (see [`LocalServer::start`]).
+    pub local_port: u16,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -123,7 +125,8 @@ pub fn build(
         Output::Layout { dir, .. } => Some(dir.as_path()),
         Output::Publish(_) => None,
     };
-    let server = LocalServer::start(layout, &req.work_dir, sources).map_err(BuildError::Server)?;
+    let server = LocalServer::start(layout, &req.work_dir, sources, req.local_port)
+        .map_err(BuildError::Server)?;
     let (tag, image) = match &req.output {
         Output::Publish(t) => (t.clone(), t.clone()),
         Output::Layout { dir, name } => (

@@ -42,10 +42,14 @@ struct Upload {
 
 impl LocalServer {
     /// Serve `sources` (name → file) and, when `layout` is given, a registry over it.
+    /// `port`: the loopback port to prefer (0: any). A fixed port keeps the source URL, which
+    /// `project-metadata.toml` and the image's labels record, and so the image digest, the same
+    /// from build to build; when it is taken, any free port is used, with a warning.
     pub fn start(
         layout: Option<&Path>,
         work: &Path,
         sources: HashMap<String, PathBuf>,
+        port: u16,
     ) -> Result<Self, String> {
         let layout = match layout {
             Some(p) => Some(Layout::create(p).map_err(|e| e.to_string())?),
@@ -54,8 +58,16 @@ impl LocalServer {
         let uploads_dir = work.join("uploads");
         std::fs::create_dir_all(&uploads_dir)
             .map_err(|e| format!("{}: {e}", uploads_dir.display()))?;
-        let listener =
-            TcpListener::bind("127.0.0.1:0").map_err(|e| format!("local server: {e}"))?;
+        let listener = match TcpListener::bind(("127.0.0.1", port)) {
+            Ok(l) => l,
+            Err(e) if port != 0 => {
+                tracing::warn!(
+                    "local server: port {port}: {e}; using another (the image's source URL label will differ)"
+                );
+                TcpListener::bind("127.0.0.1:0").map_err(|e| format!("local server: {e}"))?
+            }
+            Err(e) => return Err(format!("local server: port {port}: {e}")),
+        };
         let addr = listener
             .local_addr()
             .map_err(|e| format!("local server: {e}"))?;

@@ -41,7 +41,12 @@ pub fn prepare(
         .map(|g| g as u32);
     for v in spec.and_then(|s| s.volumes.as_ref()).into_iter().flatten() {
         let path = match mapped.get(&v.name) {
-            Some(p) => p.clone(),
+            Some(p) => {
+                if let Some(g) = fs_group.filter(|_| v.persistent_volume_claim.is_some()) {
+                    give_to_group(v, p, g)?;
+                }
+                p.clone()
+            }
             None => one(pod, v, &dir.join(&v.name), secrets, fs_group)?,
         };
         out.insert(v.name.clone(), path);
@@ -122,6 +127,21 @@ fn one(
         });
     }
     Ok(path.to_path_buf())
+}
+
+/// kubelet's fsGroup ownership for a claim: the group owns the volume's root, may write it, and
+/// files made there inherit the group (setgid). Only the root: what the build writes inside is
+/// already the build user's.
+fn give_to_group(v: &Volume, dir: &Path, gid: u32) -> Result<(), VolumeError> {
+    let io = |source| VolumeError::Io {
+        volume: v.name.clone(),
+        path: dir.to_path_buf(),
+        source,
+    };
+    std::fs::create_dir_all(dir).map_err(io)?;
+    std::os::unix::fs::chown(dir, None, Some(gid)).map_err(io)?;
+    let mode = std::fs::metadata(dir).map_err(io)?.permissions().mode() & 0o7777;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode | 0o2070)).map_err(io)
 }
 
 /// Kubernetes' `key="value"` lines (values JSON-quoted), sorted.
