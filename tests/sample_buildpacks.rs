@@ -318,6 +318,7 @@ fn build(bp: &str, app: &Path, tmp: &Path) -> (PathBuf, PathBuf, String) {
         ("CNB_LAYERS_DIR", layers.as_path()),
         ("CNB_PLATFORM_DIR", platform.as_path()),
         ("CNB_BP_PLAN_PATH", plan.as_path()),
+        ("HOME", tmp),
     ];
     let (code, stdout, stderr) = bash_phase(bp, "build", &copy, &env, &[&layers, &platform, &plan]);
     assert_eq!(code, 0, "{bp} build: {stdout}{stderr}");
@@ -450,4 +451,123 @@ fn procfile_build_makes_a_bash_process_per_line_and_the_app_serves() {
     assert_eq!(procs[0]["type"].as_str(), Some("worker"));
     assert_eq!(procs[0]["command"][2].as_str(), Some("echo \"a\\b\" 'c'"));
     assert_eq!(procs[0]["default"].as_bool(), Some(true));
+}
+
+/// True when this machine can run `bin/build` of the Node.js or Python buildpack offline.
+fn host_can(check: &str) -> bool {
+    Command::new("bash")
+        .args(["-c", check])
+        .env_clear()
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+#[test]
+fn nodejs_build_runs_the_build_script_keys_the_layer_and_reuses_it() {
+    if !host_can("command -v node && command -v npm") {
+        eprintln!(
+            "skipping: no node and npm here (tests/sample_apps.rs builds in the debian stack)"
+        );
+        return;
+    }
+    // No dependencies: npm ci works offline.
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(
+        src.join("package.json"),
+        r#"{"name":"x","version":"1.0.0","scripts":{"build":"mkdir -p dist && echo built >dist/out.txt","prestart":"echo pre","start":"node index.js"}}"#,
+    )
+    .unwrap();
+    fs::write(
+        src.join("package-lock.json"),
+        r#"{"name":"x","version":"1.0.0","lockfileVersion":3,"requires":true,"packages":{"":{"name":"x","version":"1.0.0"}}}"#,
+    )
+    .unwrap();
+    fs::write(src.join("index.js"), "console.log('hi')\n").unwrap();
+    let (layers, app, out) = build("nodejs", &src, &tmp.path().join("one"));
+    assert!(
+        out.contains("all dependencies") && out.contains("npm ci\n"),
+        "{out}"
+    );
+    assert_eq!(
+        fs::read_to_string(app.join("dist/out.txt")).unwrap(),
+        "built\n"
+    );
+    let l = launch(&layers);
+    assert_eq!(
+        l["processes"][0]["command"].as_array().unwrap()[2].as_str(),
+        Some("echo pre && node index.js")
+    );
+    let meta: toml::Value =
+        toml::from_str(&fs::read_to_string(layers.join("modules.toml")).unwrap()).unwrap();
+    assert_eq!(meta["types"]["launch"].as_bool(), Some(true));
+    assert_eq!(meta["types"]["cache"].as_bool(), Some(true));
+    assert_eq!(
+        meta["metadata"]["lockfile_sha256"].as_str().unwrap(),
+        &tools::sha256_file(&src.join("package-lock.json"))["sha256:".len()..]
+    );
+    assert_eq!(meta["metadata"]["dependencies"].as_str(), Some("all"));
+    assert_eq!(
+        fs::read_link(app.join("node_modules")).unwrap(),
+        layers.join("modules/node_modules")
+    );
+    // A rebuild into the same layers (as restored from the cache) skips npm.
+    let again = tmp.path().join("again");
+    samples_util::copy_tree(&src, &again);
+    let env = [("CNB_LAYERS_DIR", layers.as_path()), ("HOME", tmp.path())];
+    let (code, out, err) = bash_phase("nodejs", "build", &again, &env, &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("reusing node_modules"), "{out}");
+    assert!(!out.contains("npm ci"), "{out}");
+}
+
+#[test]
+fn python_build_makes_a_venv_keyed_by_requirements_and_picks_a_process() {
+    if !host_can("command -v python3 && python3 -c 'import venv, ensurepip'") {
+        eprintln!(
+            "skipping: no python3 with venv here (tests/sample_apps.rs builds in the debian stack)"
+        );
+        return;
+    }
+    // No requirements: pip installs nothing, offline.
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("requirements.txt"), "# stdlib only\n").unwrap();
+    fs::write(src.join("main.py"), "print('hi')\n").unwrap();
+    let (layers, _, out) = build("python", &src, &tmp.path().join("one"));
+    assert!(out.contains("web: python main.py"), "{out}");
+    let l = launch(&layers);
+    assert_eq!(l["processes"][0]["command"][0].as_str(), Some("python"));
+    assert!(layers.join("venv/bin/python").exists());
+    assert_eq!(
+        fs::read_to_string(layers.join("venv/env.launch/VIRTUAL_ENV.override")).unwrap(),
+        layers.join("venv").to_str().unwrap()
+    );
+    let meta: toml::Value =
+        toml::from_str(&fs::read_to_string(layers.join("venv.toml")).unwrap()).unwrap();
+    assert_eq!(
+        meta["metadata"]["requirements_sha256"].as_str().unwrap(),
+        &tools::sha256_file(&src.join("requirements.txt"))["sha256:".len()..]
+    );
+    // Same requirements: reused; a Procfile's web line wins.
+    let again = tmp.path().join("again");
+    samples_util::copy_tree(&src, &again);
+    fs::write(again.join("Procfile"), "web: python -m http.server $PORT\n").unwrap();
+    let env = [("CNB_LAYERS_DIR", layers.as_path()), ("HOME", tmp.path())];
+    let (code, out, err) = bash_phase("python", "build", &again, &env, &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("reusing the virtualenv"), "{out}");
+    let l = launch(&layers);
+    assert_eq!(
+        l["processes"][0]["command"][2].as_str(),
+        Some("python -m http.server $PORT")
+    );
+    // Changed requirements: a new venv.
+    fs::write(again.join("requirements.txt"), "# still nothing\n").unwrap();
+    let (code, out, err) = bash_phase("python", "build", &again, &env, &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("python3 -m venv; pip install"), "{out}");
 }
