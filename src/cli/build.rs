@@ -283,6 +283,7 @@ pub fn run_image(a: RunArgs) -> Result<i32> {
         scratch,
         termination_file: &term,
         hostname: "app",
+        host_files: &crate::local::container::host_network_files(),
     };
     let spec = crate::local::container::spec(&PodSpec::default(), &container, &image.config, &at)?;
     let status = sandbox(&a.sandbox)?.run(&spec)?;

@@ -54,6 +54,18 @@ pub struct Placement<'a> {
     /// The host file bound at the container's terminationMessagePath.
     pub termination_file: &'a Path,
     pub hostname: &'a str,
+    /// Host files bound read-only as kubelet does for host-network pods (`/etc/resolv.conf`,
+    /// `/etc/hosts`): host path and container path.
+    pub host_files: &'a [(PathBuf, String)],
+}
+
+/// The name-resolution files kubelet gives a host-network pod, where this host has them.
+pub fn host_network_files() -> Vec<(PathBuf, String)> {
+    ["/etc/resolv.conf", "/etc/hosts"]
+        .into_iter()
+        .filter(|p| Path::new(p).is_file())
+        .map(|p| (PathBuf::from(p), p.to_string()))
+        .collect()
 }
 
 pub fn spec(
@@ -126,6 +138,15 @@ pub fn spec(
             destination: m.mount_path.clone(),
             read_only: m.read_only == Some(true),
         });
+    }
+    for (host, inside) in at.host_files {
+        if !mounts.iter().any(|m| m.destination == *inside) {
+            mounts.push(Mount {
+                source: host.clone(),
+                destination: inside.clone(),
+                read_only: true,
+            });
+        }
     }
     mounts.push(Mount {
         source: at.termination_file.to_path_buf(),

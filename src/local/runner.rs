@@ -176,6 +176,7 @@ impl Runner<'_> {
             scratch: scratch.clone(),
             termination_file: &term,
             hostname,
+            host_files: &container::host_network_files(),
         };
         let spec = container::spec(pod, c, &image.config, &at)?;
         let mut cmd = self.sandbox.command(&spec)?;
