@@ -107,6 +107,10 @@ fn build(builder: &str, images: &str, src: &Path, tag: &str, cache: &Path, work:
         cache.to_str().unwrap(),
         "--work-dir",
         work.to_str().unwrap(),
+        // This machine reaches npm and PyPI through a TLS-intercepting proxy.
+        "--trust-host-certs",
+        "--env",
+        "NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt",
     ]);
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{tag}: {stderr}");

@@ -119,6 +119,7 @@ fn runner<'a>(
         secrets: secrets(),
         mapped_volumes: BTreeMap::new(),
         reporter: rec,
+        host_certs: false,
     }
 }
 

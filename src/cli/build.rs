@@ -83,6 +83,10 @@ pub struct BuildArgs {
 
 #[derive(clap::Args, Debug)]
 pub struct SandboxArgs {
+    /// Bind this host's CA bundle (/etc/ssl/certs/ca-certificates.crt) over each image's: for
+    /// proxies and registries signed by a private CA. Node needs NODE_EXTRA_CA_CERTS too.
+    #[arg(long)]
+    pub trust_host_certs: bool,
     /// embedded (namespaces, no runtime needed) or runc.
     #[arg(long, default_value = "embedded")]
     pub runtime: Runtime,
@@ -204,6 +208,7 @@ pub fn run_build(a: BuildArgs) -> Result<i32> {
         insecure_registries: a.registry.insecure.clone(),
         work_dir: work_dir.clone(),
         local_port: a.local_port,
+        host_certs: a.sandbox.trust_host_certs,
         mode: if a.kpack_compatible {
             Mode::Kpack
         } else {
@@ -283,7 +288,7 @@ pub fn run_image(a: RunArgs) -> Result<i32> {
         scratch,
         termination_file: &term,
         hostname: "app",
-        host_files: &crate::local::container::host_network_files(),
+        host_files: &crate::local::container::host_network_files(a.sandbox.trust_host_certs),
     };
     let spec = crate::local::container::spec(&PodSpec::default(), &container, &image.config, &at)?;
     let status = sandbox(&a.sandbox)?.run(&spec)?;

@@ -61,6 +61,8 @@ pub struct Request {
     pub mode: Mode,
     /// The loopback server's preferred port (see [`LocalServer::start`]).
     pub local_port: u16,
+    /// Trust the host's CA certificates in every container.
+    pub host_certs: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -168,6 +170,7 @@ pub fn build(
         secrets,
         mapped_volumes: mapped,
         reporter,
+        host_certs: req.host_certs,
     };
     let run = runner.run(&pod)?;
     let metadata = run

@@ -59,10 +59,17 @@ pub struct Placement<'a> {
     pub host_files: &'a [(PathBuf, String)],
 }
 
-/// The name-resolution files kubelet gives a host-network pod, where this host has them.
-pub fn host_network_files() -> Vec<(PathBuf, String)> {
+/// The host's CA bundle (Debian's path), for [`host_network_files`].
+pub const HOST_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+/// The name-resolution files kubelet gives a host-network pod, where this host has them, and
+/// with `host_certs` the host's CA bundle over the image's (a TLS-intercepting proxy's CA, a
+/// private registry's: what a cluster would add through a CA-certificates binding).
+pub fn host_network_files(host_certs: bool) -> Vec<(PathBuf, String)> {
+    let certs = host_certs.then_some(HOST_CA_BUNDLE);
     ["/etc/resolv.conf", "/etc/hosts"]
         .into_iter()
+        .chain(certs)
         .filter(|p| Path::new(p).is_file())
         .map(|p| (PathBuf::from(p), p.to_string()))
         .collect()

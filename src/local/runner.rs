@@ -89,6 +89,8 @@ pub struct Runner<'a> {
     /// Volume name → host path, for PVCs and hostPaths.
     pub mapped_volumes: BTreeMap<String, PathBuf>,
     pub reporter: &'a dyn Reporter,
+    /// Bind the host's CA bundle into every container ([`container::host_network_files`]).
+    pub host_certs: bool,
 }
 
 /// What a run produced besides the status.
@@ -176,7 +178,7 @@ impl Runner<'_> {
             scratch: scratch.clone(),
             termination_file: &term,
             hostname,
-            host_files: &container::host_network_files(),
+            host_files: &container::host_network_files(self.host_certs),
         };
         let spec = container::spec(pod, c, &image.config, &at)?;
         let mut cmd = self.sandbox.command(&spec)?;
