@@ -17,6 +17,7 @@ pub mod fetch;
 pub mod image;
 pub mod metadata;
 pub mod package;
+pub mod pod_config;
 pub mod reconcile;
 pub mod resolve;
 pub mod resources;

@@ -6,11 +6,9 @@ use std::sync::Arc;
 use k8s_openapi::api::core::v1::Secret;
 
 use crate::oci::location::Location;
-use crate::oci::view::ImageView;
-use crate::oci::PlatformSpec;
-use crate::pod::{builder_config, BuilderConfig};
+use crate::pod::BuilderConfig;
 use crate::registry::AuthEntry;
-use crate::registry::{parse_reference, Client, ClientOptions, Keychain};
+use crate::registry::{Client, ClientOptions, Keychain};
 
 /// Reads a builder image into what the pod needs. Blocking (the controller runs it on a
 /// blocking thread); a trait so that tests can answer without a registry.
@@ -36,20 +34,11 @@ impl BuilderReader for RegistryBuilderReader {
 }
 
 fn read_builder(client: &Arc<Client>, image: &str) -> Result<BuilderConfig, String> {
-    let err = |e: &dyn std::fmt::Display| format!("builder image {image}: {e}");
-    let (store, reference) = Location::Registry(image.to_string())
-        .open(client)
-        .map_err(|e| err(&e))?;
-    // An index resolves to linux/amd64, ggcr's default platform in kpack.
-    let platform = PlatformSpec::new("linux", "amd64", None);
-    let view = ImageView::load(store.as_ref(), &reference, &platform)
-        .map_err(|e| err(&e))?
-        .ok_or_else(|| err(&"not found"))?;
-    let r = parse_reference(image).map_err(|e| err(&e))?;
-    let resolved = format!("{}/{}@{}", r.registry(), r.repository(), view.digest());
-    let c = &view.config;
-    builder_config(&c.labels(), &c.env(), &c.os(), &c.architecture(), &resolved)
-        .map_err(|e| e.to_string())
+    use crate::builder::pod_config::{read, ReadError};
+    read(client, &Location::Registry(image.to_string()), image).map_err(|e| match e {
+        ReadError::Fetch(m) => format!("builder image {image}: {m}"),
+        ReadError::Config(e) => e.to_string(),
+    })
 }
 
 /// Registry credentials from Kubernetes secrets: `.dockerconfigjson`, `.dockercfg`, and

@@ -15,8 +15,6 @@ use super::runner::{Reporter, RunResult, Runner};
 use super::server::LocalServer;
 use crate::kpack::metadata::{decompress, BuildMetadata};
 use crate::oci::location::Location;
-use crate::oci::view::ImageView;
-use crate::oci::PlatformSpec;
 use crate::pod::{self, Build, BuildContext, BuildPodImages, Mode};
 use crate::registry::Client;
 use crate::sandbox::Sandbox;
@@ -214,35 +212,7 @@ fn builder_config(client: &Arc<Client>, builder: &str) -> Result<pod::BuilderCon
         message,
     };
     let location = Location::parse(builder).map_err(|e| err(e.to_string()))?;
-    let (store, what) = location.open(client).map_err(|e| err(e.to_string()))?;
-    let view = ImageView::load(
-        store.as_ref(),
-        &what,
-        &PlatformSpec::new("linux", "amd64", None),
-    )
-    .map_err(|e| err(e.to_string()))?
-    .ok_or_else(|| err("not found".to_string()))?;
-    // Pin registry builders by digest, as kpack does; a layout keeps its tag.
-    let resolved = match &location {
-        Location::Registry(r) => {
-            let repo = r.split('@').next().unwrap_or(r);
-            let repo = match repo.rsplit_once(':') {
-                Some((a, b)) if !b.contains('/') => a,
-                _ => repo,
-            };
-            format!("{repo}@{}", view.digest())
-        }
-        Location::Layout { .. } => builder.to_string(),
-    };
-    let labels: HashMap<String, String> = view.config.labels().into_iter().collect();
-    pod::builder_config(
-        &labels,
-        &view.config.env(),
-        &view.config.os(),
-        &view.config.architecture(),
-        &resolved,
-    )
-    .map_err(|e| err(e.to_string()))
+    crate::builder::pod_config::read(client, &location, builder).map_err(|e| err(e.to_string()))
 }
 
 fn kpack_build(req: &Request, tag: &str, server: &LocalServer) -> Build {
