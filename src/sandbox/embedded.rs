@@ -32,21 +32,28 @@ fn mnt(
     mount(src, target, fstype, flags, data).map_err(|e| err(format!("mount {target}"), e))
 }
 
-/// Set up the container and exec its process. Runs as PID 1 of the new pid namespace.
-pub fn enter(spec: &Spec) -> Result<Infallible, String> {
+/// In the current (new) mount namespace: stop mount propagation to the host, and mount the
+/// container's root (the image under a writable upper layer in the scratch dir). Both runtimes
+/// start from this; the mount disappears with the namespace.
+pub fn private_overlay(spec: &Spec) -> Result<std::path::PathBuf, String> {
     mnt(None, "/", None, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None)?;
     for d in [spec.upper(), spec.work(), spec.merged()] {
         fs::create_dir_all(&d).map_err(|e| err(d.display(), e))?;
     }
     let merged = spec.merged();
-    let merged_s = merged.to_string_lossy().into_owned();
     mnt(
         Some("overlay"),
-        &merged_s,
+        &merged.to_string_lossy(),
         Some("overlay"),
         MsFlags::empty(),
         Some(&spec.overlay_options()?),
     )?;
+    Ok(merged)
+}
+
+/// Set up the container and exec its process. Runs as PID 1 of the new pid namespace.
+pub fn enter(spec: &Spec) -> Result<Infallible, String> {
+    let merged = private_overlay(spec)?;
     chdir(&merged).map_err(|e| err(merged.display(), e))?;
     fs::create_dir(OLD_ROOT).map_err(|e| err(format!("/{OLD_ROOT} in the image"), e))?;
     pivot_root(".", OLD_ROOT).map_err(|e| err("pivot_root", e))?;

@@ -111,23 +111,8 @@ fn wait(child: Pid, stop: impl Fn(Pid)) -> Result<i32, String> {
 }
 
 fn run_runc(spec: &Spec) -> Result<i32, String> {
-    use nix::mount::{mount, MsFlags};
     unshare(CloneFlags::CLONE_NEWNS).map_err(|e| format!("unshare: {e}"))?;
-    let none: Option<&str> = None;
-    mount(none, "/", none, MsFlags::MS_REC | MsFlags::MS_PRIVATE, none)
-        .map_err(|e| format!("mount --make-rprivate /: {e}"))?;
-    for d in [spec.upper(), spec.work(), spec.merged()] {
-        std::fs::create_dir_all(&d).map_err(|e| format!("{}: {e}", d.display()))?;
-    }
-    let merged = spec.merged();
-    mount(
-        Some("overlay"),
-        &merged,
-        Some("overlay"),
-        MsFlags::empty(),
-        Some(spec.overlay_options()?.as_str()),
-    )
-    .map_err(|e| format!("mount overlay on {}: {e}", merged.display()))?;
+    embedded::private_overlay(spec)?;
     let bundle = spec.scratch.join("bundle");
     std::fs::create_dir_all(&bundle).map_err(|e| format!("{}: {e}", bundle.display()))?;
     let config = runc::config(spec)?;
