@@ -16,11 +16,11 @@ use nix::fcntl::{Flock, FlockArg};
 use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
 
-use super::stack::{LABEL_STACK_ID, PATH};
+pub use super::stack::Stage;
+use super::stack::{base_config, LABEL_STACK_ID};
 use super::Error;
-use crate::layer::{CompressOptions, Compression, TarOptions, TarWriter, NORMALIZED_MTIME};
+use crate::layer::{CompressOptions, Compression, TarOptions, TarWriter};
 use crate::oci::assemble::{push_layer, write_manifest, StoredLayer};
-use crate::oci::config::rfc3339;
 use crate::oci::copy::{copy_blobs, CopyOptions, CopyStats};
 use crate::oci::{media, BlobStore, ImageConfig, RawManifest};
 
@@ -109,12 +109,6 @@ impl Definition {
         m.sort();
         m
     }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Stage {
-    Build,
-    Run,
 }
 
 /// The cached root filesystems: `run/` and the build stage's overlay upper `build/`.
@@ -359,21 +353,9 @@ fn os_release(root: &Path) -> io::Result<(String, String)> {
 
 fn config(spec: &StackSpec, (distro, version): &(String, String), stage: Stage) -> ImageConfig {
     let d = &spec.definition;
-    let mut cfg = ImageConfig::new("linux", &spec.arch);
-    cfg.set_created(Some(&rfc3339(NORMALIZED_MTIME as i64)));
-    cfg.set_env("PATH", PATH);
-    cfg.set_env("LANG", "C.UTF-8");
-    cfg.set_user(Some(&format!("{}:{}", d.uid, d.gid)));
-    cfg.set_working_dir(Some(&format!("/home/{}", d.user)));
-    if stage == Stage::Build {
-        cfg.set_env("CNB_USER_ID", &d.uid.to_string());
-        cfg.set_env("CNB_GROUP_ID", &d.gid.to_string());
-        cfg.set_env("CNB_STACK_ID", &d.id);
-    }
-    let stage_name = match stage {
-        Stage::Build => "build",
-        Stage::Run => "run",
-    };
+    let stack = (d.id.as_str(), d.user.as_str(), d.uid, d.gid);
+    let mut cfg = base_config(&spec.arch, stack, &[("LANG", "C.UTF-8")], stage);
+    let stage_name = stage.name();
     let description = format!("{} ({stage_name} image)", d.description);
     let mixins = serde_json::Value::from(d.mixins(stage)).to_string();
     let labels = [

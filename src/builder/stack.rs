@@ -125,28 +125,51 @@ pub fn build_stack(
     Ok(BuiltStack { build, run, layer })
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Stage {
+/// Which of a stack's two images.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
     Build,
     Run,
 }
 
-fn config(spec: &StackSpec, stage: Stage) -> ImageConfig {
-    let d = &spec.definition;
-    let mut cfg = ImageConfig::new("linux", &spec.arch);
+impl Stage {
+    pub fn name(self) -> &'static str {
+        match self {
+            Stage::Build => "build",
+            Stage::Run => "run",
+        }
+    }
+}
+
+/// Where every stack image's config starts: fixed `created`, PATH then `env` (in order), the
+/// CNB user as the image user with its home as working dir, and on build images the CNB_* env.
+pub(super) fn base_config(
+    arch: &str,
+    stack: (&str, &str, u32, u32),
+    env: &[(&str, &str)],
+    stage: Stage,
+) -> ImageConfig {
+    let (id, user, uid, gid) = stack;
+    let mut cfg = ImageConfig::new("linux", arch);
     cfg.set_created(Some(&rfc3339(NORMALIZED_MTIME as i64)));
     cfg.set_env("PATH", PATH);
-    cfg.set_user(Some(&format!("{}:{}", d.uid, d.gid)));
-    cfg.set_working_dir(Some(&format!("/home/{}", d.user)));
-    if stage == Stage::Build {
-        cfg.set_env("CNB_USER_ID", &d.uid.to_string());
-        cfg.set_env("CNB_GROUP_ID", &d.gid.to_string());
-        cfg.set_env("CNB_STACK_ID", &d.id);
+    for (k, v) in env {
+        cfg.set_env(k, v);
     }
-    let stage_name = match stage {
-        Stage::Build => "build",
-        Stage::Run => "run",
-    };
+    cfg.set_user(Some(&format!("{uid}:{gid}")));
+    cfg.set_working_dir(Some(&format!("/home/{user}")));
+    if stage == Stage::Build {
+        cfg.set_env("CNB_USER_ID", &uid.to_string());
+        cfg.set_env("CNB_GROUP_ID", &gid.to_string());
+        cfg.set_env("CNB_STACK_ID", id);
+    }
+    cfg
+}
+
+fn config(spec: &StackSpec, stage: Stage) -> ImageConfig {
+    let d = &spec.definition;
+    let mut cfg = base_config(&spec.arch, (&d.id, &d.user, d.uid, d.gid), &[], stage);
+    let stage_name = stage.name();
     let labels = [
         (LABEL_STACK_ID, d.id.clone()),
         ("io.buildpacks.stack.mixins", "[]".to_string()),
