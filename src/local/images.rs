@@ -3,8 +3,9 @@
 //! only reads a manifest. Unpacking goes to a temp dir renamed into place, so a cache entry is
 //! either complete or absent, even after Ctrl-C.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use crate::digest::Digest;
 use crate::layer::extract::{apply_tar, drain, AbsolutePaths, ExtractOptions};
@@ -50,6 +51,9 @@ pub struct CachedImage {
 pub struct ImageCache {
     root: PathBuf,
     client: Arc<Client>,
+    /// References already resolved in this process: a build pod names the builder image in
+    /// five containers, and each would otherwise fetch its manifest and config again.
+    seen: Mutex<HashMap<String, CachedImage>>,
 }
 
 impl ImageCache {
@@ -57,6 +61,7 @@ impl ImageCache {
         Self {
             root: root.into(),
             client,
+            seen: Mutex::new(HashMap::new()),
         }
     }
 
@@ -66,6 +71,22 @@ impl ImageCache {
 
     /// `reference` as users write it (`oci:DIR:TAG`, `docker://REF`, `REF`), for linux/amd64.
     pub fn get(&self, reference: &str) -> Result<CachedImage, ImageError> {
+        if let Some(hit) = self
+            .seen
+            .lock()
+            .ok()
+            .and_then(|m| m.get(reference).cloned())
+        {
+            return Ok(hit);
+        }
+        let image = self.resolve(reference)?;
+        if let Ok(mut m) = self.seen.lock() {
+            m.insert(reference.to_string(), image.clone());
+        }
+        Ok(image)
+    }
+
+    fn resolve(&self, reference: &str) -> Result<CachedImage, ImageError> {
         let oci = |source| ImageError::Oci {
             reference: reference.to_string(),
             source,
