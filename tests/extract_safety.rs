@@ -206,7 +206,7 @@ fn whiteouts_and_opaque_directories() {
     assert_eq!(listing(&s.target.join("d")), vec!["z"]);
     // With whiteouts off (source archives), `.wh.` files are ordinary files.
     let plain = ExtractOptions {
-        whiteouts: false,
+        whiteouts: buildpod::layer::extract::Whiteouts::Keep,
         ..Default::default()
     };
     apply_tar(&upper[..], &s.target, &plain).unwrap();

@@ -61,6 +61,8 @@ impl Drop for Running {
 /// Start `image` with PORT set and GET `path` until it answers (or two minutes pass).
 fn serve_and_get(image: &str, runtime: &str, path: &str) -> String {
     let port = free_port();
+    let log_path = std::env::temp_dir().join(format!("buildpod-run-{port}.log"));
+    let log = std::fs::File::create(&log_path).unwrap();
     let child = Command::new(BUILDPOD)
         .args([
             "run",
@@ -71,24 +73,34 @@ fn serve_and_get(image: &str, runtime: &str, path: &str) -> String {
             image,
         ])
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
         .spawn()
         .unwrap();
-    let _running = Running(child);
+    let mut running = Running(child);
     let url = format!("http://127.0.0.1:{port}{path}");
     let start = Instant::now();
+    let mut last = String::new();
     while start.elapsed() < Duration::from_secs(120) {
         let out = Command::new("curl")
             .args(["-fsS", "-m", "5", &url])
             .output()
             .unwrap();
         if out.status.success() {
+            let _ = std::fs::remove_file(&log_path);
             return text(&out.stdout);
+        }
+        last = text(&out.stderr);
+        // The container exited: no point in waiting out the two minutes.
+        if let Ok(Some(status)) = running.0.try_wait() {
+            last = format!("{last}\nbuildpod run exited: {status}");
+            break;
         }
         std::thread::sleep(Duration::from_millis(300));
     }
-    panic!("{image} ({runtime}) did not answer {url}");
+    drop(running);
+    let run_log = std::fs::read_to_string(&log_path).unwrap_or_default();
+    panic!("{image} ({runtime}) did not answer {url}: {last}\n--- buildpod run:\n{run_log}");
 }
 
 fn build(builder: &str, images: &str, src: &Path, tag: &str, cache: &Path, work: &Path) -> String {

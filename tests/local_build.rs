@@ -8,6 +8,7 @@ mod local_util;
 mod support;
 
 use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
@@ -320,4 +321,181 @@ fn bad_input_names_the_builder_the_failed_step_and_what_was_tried() {
     assert_eq!(run.status.code(), Some(3), "{}", text(&run.stderr));
     let err = text(&run.stderr);
     assert!(err.contains("failed with exit code"), "{err}");
+}
+
+#[test]
+fn a_failing_buildpack_and_a_builder_without_cnb_user_id_fail_clearly() {
+    if skip() {
+        return;
+    }
+    let reg = Registry::plain();
+    let tmp = tempfile::tempdir().unwrap();
+    let builder = tiny_builder(&reg.host(), tmp.path());
+    let images = build_pod_images();
+    let work = tmp.path().join("work");
+    let w = work.to_str().unwrap();
+    let out = tmp.path().join("out");
+    let o = out.to_str().unwrap();
+    let src = app(&tmp.path().join("app"), "x");
+
+    // The buildpack's build fails: the build step fails with the lifecycle's code and the
+    // buildpack's own message; nothing is exported.
+    let mut args = build_args(&builder, &images, w);
+    args.extend(["--path", &src, "--output", o]);
+    args.extend(["--env", "BP_HELLO_FAIL=the greeting is not polite"]);
+    let run = buildpod(&args);
+    let err = text(&run.stderr);
+    assert_eq!(run.status.code(), Some(3), "{err}");
+    assert!(err.contains("ERROR: the greeting is not polite"), "{err}");
+    assert!(err.contains("===> BUILD failed with exit code 51"), "{err}");
+    assert!(!err.contains("===> EXPORT ("), "{err}");
+    assert!(!out.join("index.json").exists(), "nothing was written");
+
+    // A builder whose image has no CNB_USER_ID: refused before anything runs, naming it.
+    let layout = tmp.path().join("nouser");
+    let l = layout.display().to_string();
+    local_util::ok(&["image", "copy", &builder, &format!("oci:{l}:b")]);
+    let env = support::tools::skopeo_inspect_config(&format!("oci:{l}:b"), &[]);
+    let mut umoci = vec![
+        "config".to_string(),
+        "--no-history".into(),
+        "--image".into(),
+        format!("{l}:b"),
+        "--clear=config.env".into(),
+    ];
+    for e in env["config"]["Env"].as_array().unwrap() {
+        let e = e.as_str().unwrap();
+        if !e.starts_with("CNB_USER_ID=") {
+            umoci.extend(["--config.env".to_string(), e.to_string()]);
+        }
+    }
+    support::tools::umoci(&umoci.iter().map(String::as_str).collect::<Vec<_>>());
+    let nouser = format!("{}/builder/nouser:1", reg.host());
+    local_util::ok(&["image", "copy", &format!("oci:{l}:b"), &nouser]);
+    let mut args = build_args(&nouser, &images, w);
+    args.extend(["--path", &src, "--output", o]);
+    let run = buildpod(&args);
+    let err = text(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "{err}");
+    assert!(err.contains(&nouser), "{err}");
+    assert!(err.contains("CNB_USER_ID"), "{err}");
+    assert!(!err.contains("===> PREPARE"), "{err}");
+}
+
+/// Lines of `r` sent to a channel as they come.
+fn lines(r: impl std::io::Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
+    use std::io::BufRead;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(r).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+#[test]
+fn ctrl_c_mid_export_tags_nothing_and_keeps_the_cache() {
+    if skip() {
+        return;
+    }
+    let reg = Registry::plain();
+    let tmp = tempfile::tempdir().unwrap();
+    let builder = tiny_builder(&reg.host(), tmp.path());
+    let images = build_pod_images();
+    let out = tmp.path().join("out");
+    let o = out.to_str().unwrap();
+    let cache = tmp.path().join("cache");
+    let c = cache.to_str().unwrap();
+    let src = app(&tmp.path().join("app"), "cached");
+    let work = |n: &str| tmp.path().join(format!("work-{n}")).display().to_string();
+    let args = |w: &str| {
+        let mut a: Vec<String> = build_args(&builder, &images, w)
+            .into_iter()
+            .map(String::from)
+            .collect();
+        a.extend(
+            [
+                "--path",
+                &src,
+                "--tag",
+                "app",
+                "--output",
+                o,
+                "--cache-dir",
+                c,
+                "--env",
+                "BP_HELLO_COUNT_BUILDS=true",
+            ]
+            .map(String::from),
+        );
+        a
+    };
+    let tagged = || {
+        let index: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join("index.json")).unwrap()).unwrap();
+        index["manifests"].clone()
+    };
+
+    let w1 = work("1");
+    let first = args(&w1);
+    let run = buildpod(&first.iter().map(String::as_str).collect::<Vec<_>>());
+    let err = text(&run.stderr);
+    assert_eq!(run.status.code(), Some(0), "{err}");
+    assert!(err.contains("build number 1"), "{err}");
+    let before = tagged();
+
+    // A slow export (300 MiB of random data), interrupted as Ctrl-C does: SIGINT to the
+    // whole foreground process group.
+    let w2 = work("2");
+    let mut second = args(&w2);
+    second.extend(["--env".into(), "BP_HELLO_PAYLOAD_MB=300".into()]);
+    let mut child = Command::new(local_util::BUILDPOD)
+        .args(&second)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let rx = lines(child.stderr.take().unwrap());
+    let mut seen = Vec::new();
+    loop {
+        let line = rx
+            .recv_timeout(std::time::Duration::from_secs(300))
+            .unwrap_or_else(|_| panic!("no export step: {seen:#?}"));
+        let export = line.starts_with("===> EXPORT");
+        seen.push(line);
+        if export {
+            break;
+        }
+    }
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let pgid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGINT).unwrap();
+    let status = child.wait().unwrap();
+    seen.extend(rx.iter());
+    let err = seen.join("\n");
+    assert_eq!(status.code(), Some(130), "{err}");
+    assert!(
+        err.contains("interrupted by SIGINT during export: stopped, nothing was tagged"),
+        "{err}"
+    );
+    assert!(!err.contains("===> COMPLETION"), "{err}");
+    assert_eq!(tagged(), before, "the interrupted build tagged nothing");
+
+    // The cache is the first build's, intact: the next build restores it.
+    let w3 = work("3");
+    let third = args(&w3);
+    let run = buildpod(&third.iter().map(String::as_str).collect::<Vec<_>>());
+    let err = text(&run.stderr);
+    assert_eq!(run.status.code(), Some(0), "{err}");
+    assert!(err.contains("build number 2"), "{err}");
+    assert_eq!(
+        text(&buildpod(&["run", &format!("oci:{o}:app")]).stdout),
+        "cached\n"
+    );
 }

@@ -188,12 +188,13 @@ fn a_pod_runs_in_order_with_volumes_users_logs_and_status() {
         "{ev:?}"
     );
     assert_eq!(ev.last().unwrap(), "end completion 0");
-    // One unpacked root for all containers and both runs.
+    // Each layer unpacked once for all containers and both runs.
+    let layers = images.get(&image).unwrap().layers;
     assert_eq!(
-        std::fs::read_dir(tmp.path().join("cache/rootfs"))
+        std::fs::read_dir(tmp.path().join("cache/layers"))
             .unwrap()
             .count(),
-        1
+        layers.len()
     );
 }
 

@@ -38,7 +38,7 @@ fn spec(dir: &Path, root: &Path, name: &str, script: &str, mounts: Vec<Mount>) -
     std::fs::create_dir_all(&scratch).unwrap();
     Spec {
         id: name.to_string(),
-        rootfs: root.to_path_buf(),
+        layers: vec![root.to_path_buf()],
         scratch,
         args: vec!["sh".into(), "-c".into(), script.into()],
         env: vec!["PATH=/bin".into(), "GREETING=hello".into()],

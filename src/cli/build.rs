@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1::{Container, PodSpec, Secret};
 use super::image::RegistryArgs;
 use crate::local::build::{build, Output, Request, Source};
 use crate::local::images::ImageCache;
-use crate::local::runner::PlainReporter;
+use crate::local::runner::{PlainReporter, RunError};
 use crate::pod::Mode;
 use crate::sandbox::{Runtime, Sandbox};
 
@@ -217,13 +217,24 @@ pub fn run_build(a: BuildArgs) -> Result<i32> {
     };
     let client = a.registry.client()?;
     let images = ImageCache::new(cache.join("images/unpacked"), client.clone());
-    let outcome = build(
+    crate::local::interrupt::install()?;
+    let outcome = match build(
         &req,
         &client,
         &images,
         &sandbox(&a.sandbox)?,
         &PlainReporter,
-    )?;
+    ) {
+        Ok(o) => o,
+        Err(crate::local::build::BuildError::Run(RunError::Interrupted { signal, step })) => {
+            eprintln!(
+                "===> interrupted by {signal} during {step}: stopped, nothing was tagged; step logs are in {}",
+                work_dir.join("pod/logs").display()
+            );
+            return Ok(128 + signal as i32);
+        }
+        Err(e) => return Err(e.into()),
+    };
     let timings: Vec<String> = outcome
         .run
         .timings
@@ -284,14 +295,18 @@ pub fn run_image(a: RunArgs) -> Result<i32> {
     let volumes = Default::default();
     let at = crate::local::container::Placement {
         volumes: &volumes,
-        rootfs: &image.rootfs,
+        layers: &image.layers,
         scratch,
         termination_file: &term,
         hostname: "app",
         host_files: &crate::local::container::host_network_files(a.sandbox.trust_host_certs),
     };
     let spec = crate::local::container::spec(&PodSpec::default(), &container, &image.config, &at)?;
-    let status = sandbox(&a.sandbox)?.run(&spec)?;
+    crate::local::interrupt::install()?;
+    let mut child = sandbox(&a.sandbox)?.command(&spec)?.spawn()?;
+    let forward = crate::local::interrupt::Child::watch(child.id());
+    let status = child.wait()?;
+    drop(forward);
     if a.sandbox.work_dir.is_none() {
         let _ = std::fs::remove_dir_all(&work);
     }

@@ -71,7 +71,7 @@ pub fn extract_layer(
         .at("create staging directory in", target)?;
     let opts = ExtractOptions {
         absolute: AbsolutePaths::Reroot,
-        whiteouts: false,
+        whiteouts: crate::layer::extract::Whiteouts::Keep,
         ..ExtractOptions::default()
     };
     let filter = Filter {

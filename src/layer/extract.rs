@@ -25,11 +25,22 @@ pub enum AbsolutePaths {
     Refuse,
 }
 
+/// What `.wh.` entries (OCI whiteouts and opaque markers) mean.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Whiteouts {
+    /// Plain files (source archives, layer contents restored as they are).
+    Keep,
+    /// Delete what they name from the target: layers applied one over the other into one tree.
+    Apply,
+    /// Write overlayfs's form (a 0/0 character device, `trusted.overlay.opaque=y`): a layer
+    /// unpacked on its own to be stacked as an overlay lower directory. Needs root.
+    Overlay,
+}
+
 #[derive(Clone, Debug)]
 pub struct ExtractOptions {
     pub absolute: AbsolutePaths,
-    /// Interpret `.wh.` whiteouts and opaque markers (image layers). Off: they are plain files.
-    pub whiteouts: bool,
+    pub whiteouts: Whiteouts,
     /// Apply uid/gid from the archive (needs root). Off: files belong to the caller.
     pub same_owner: bool,
     /// Drop this many leading path components (entries with fewer are skipped).
@@ -40,7 +51,7 @@ impl Default for ExtractOptions {
     fn default() -> Self {
         Self {
             absolute: AbsolutePaths::Reroot,
-            whiteouts: true,
+            whiteouts: Whiteouts::Apply,
             same_owner: nix::unistd::geteuid().is_root(),
             strip_components: 0,
         }
@@ -68,6 +79,9 @@ pub struct ExtractStats {
     pub entries: u64,
     pub bytes: u64,
     pub whiteouts: u64,
+    /// Parent directories the archive implied without listing them (created 0755, owned by
+    /// the caller), shallowest first.
+    pub implied_dirs: Vec<PathBuf>,
 }
 
 /// Extract only part of an archive, renamed: e.g. `cnb/lifecycle/*` of an image layer into a
@@ -177,15 +191,18 @@ pub fn apply_tar_filtered(
             .file_name()
             .map(|n| n.as_bytes().to_vec())
             .unwrap_or_default();
-        if opts.whiteouts && name.starts_with(b".wh.") {
-            apply_whiteout(&root, &rel, &name, &created).map_err(|e| io_err(&shown, e))?;
+        if opts.whiteouts != Whiteouts::Keep && name.starts_with(b".wh.") {
+            let result = if opts.whiteouts == Whiteouts::Apply {
+                apply_whiteout(&root, &rel, &name, &created)
+            } else {
+                overlay_whiteout(&root, &rel, &name, &created, &mut stats.implied_dirs)
+            };
+            result.map_err(|e| io_err(&shown, e))?;
             stats.whiteouts += 1;
             continue;
         }
         let parent = rel.parent().unwrap_or(Path::new(""));
-        if !parent.as_os_str().is_empty() {
-            root.create_dir_all(parent).map_err(|e| io_err(&shown, e))?;
-        }
+        create_parents(&root, parent, &mut stats.implied_dirs).map_err(|e| io_err(&shown, e))?;
         let h = entry.header();
         // Empty numeric fields read as 0, as Go's archive/tar does (some writers leave them blank).
         let mode = h.mode().unwrap_or(0o644) & 0o7777;
@@ -293,6 +310,7 @@ pub fn apply_tar_filtered(
         created.insert(rel);
         stats.entries += 1;
     }
+    stats.implied_dirs.retain(|d| !created.contains(d));
     // Directory mtimes last: creating children changes them.
     for (rel, mtime) in dir_times.iter().rev() {
         let _ = set_mtime(&root, rel, *mtime);
@@ -376,6 +394,74 @@ fn remove_existing(root: &Dir, rel: &Path) -> io::Result<()> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(e),
     }
+}
+
+/// Directories an archive implies but does not list get 0755, as container runtimes give them,
+/// whatever the caller's umask: a 0700 `/cnb` would hide the image from its user.
+fn create_parents(root: &Dir, parent: &Path, implied: &mut Vec<PathBuf>) -> io::Result<()> {
+    if parent.as_os_str().is_empty() || root.is_dir(parent) {
+        return Ok(());
+    }
+    let mut at = PathBuf::new();
+    for c in parent.components() {
+        at.push(c);
+        match root.create_dir(&at) {
+            Ok(()) => {
+                root.set_permissions(&at, Permissions::from_mode(0o755))?;
+                implied.push(at.clone());
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// A whiteout in overlayfs's form, for a layer unpacked into a directory of its own.
+fn overlay_whiteout(
+    root: &Dir,
+    rel: &Path,
+    name: &[u8],
+    created: &HashSet<PathBuf>,
+    implied: &mut Vec<PathBuf>,
+) -> io::Result<()> {
+    let parent = rel.parent().unwrap_or(Path::new(""));
+    create_parents(root, parent, implied)?;
+    if name == b".wh..wh..opq" {
+        let dir = if parent.as_os_str().is_empty() {
+            root.try_clone()?
+        } else {
+            cap_fs_ext::DirExt::open_dir_nofollow(root, parent)?
+        };
+        // The resolved handle may be O_PATH, which takes no xattrs: reopen it for reading.
+        let fd = rustix::fs::openat(
+            &dir,
+            ".",
+            rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY,
+            rustix::fs::Mode::empty(),
+        )?;
+        return rustix::fs::fsetxattr(
+            &fd,
+            "trusted.overlay.opaque",
+            b"y",
+            rustix::fs::XattrFlags::empty(),
+        )
+        .map_err(io::Error::from);
+    }
+    let victim = parent.join(std::ffi::OsStr::from_bytes(&name[4..]));
+    // A whiteout hides lower layers only: what this layer itself wrote stays.
+    if created.contains(&victim) {
+        return Ok(());
+    }
+    remove_existing(root, &victim)?;
+    rustix::fs::mknodat(
+        root,
+        &victim,
+        rustix::fs::FileType::CharacterDevice,
+        rustix::fs::Mode::empty(),
+        rustix::fs::makedev(0, 0),
+    )
+    .map_err(io::Error::from)
 }
 
 fn apply_whiteout(

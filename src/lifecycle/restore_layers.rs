@@ -233,7 +233,7 @@ pub fn extract_into_layers(mut r: impl Read, layers: &Path) -> Result<ExtractSta
     let map = |p: &Path| p.strip_prefix(&prefix).ok().map(Path::to_path_buf);
     let opts = ExtractOptions {
         absolute: AbsolutePaths::Reroot,
-        whiteouts: false,
+        whiteouts: crate::layer::extract::Whiteouts::Keep,
         // Files belong to the (dropped) user running the phase, as in the Go lifecycle.
         same_owner: false,
         strip_components: 0,

@@ -49,7 +49,8 @@ pub enum ContainerError {
 pub struct Placement<'a> {
     /// Volume name → host directory (or file) holding its content.
     pub volumes: &'a BTreeMap<String, PathBuf>,
-    pub rootfs: &'a Path,
+    /// The image's unpacked layers, lowest first.
+    pub layers: &'a [PathBuf],
     pub scratch: PathBuf,
     /// The host file bound at the container's terminationMessagePath.
     pub termination_file: &'a Path,
@@ -171,7 +172,7 @@ pub fn spec(
         .unwrap_or_else(|| "/".to_string());
     Ok(Spec {
         id: name,
-        rootfs: at.rootfs.to_path_buf(),
+        layers: at.layers.to_vec(),
         scratch: at.scratch.clone(),
         args,
         env,

@@ -1,14 +1,16 @@
-//! Images the local runner starts containers from: pulled from a registry or an OCI layout and
-//! unpacked once into a content-addressed cache (`<root>/rootfs/<manifest hex>`), so a warm run
-//! only reads a manifest. Unpacking goes to a temp dir renamed into place, so a cache entry is
-//! either complete or absent, even after Ctrl-C.
+//! Images the local runner starts containers from: pulled from a registry or an OCI layout,
+//! each layer unpacked once into a cache keyed by its diffID (`<root>/layers/<hex>`, whiteouts in
+//! overlayfs's form), and stacked as overlay lower directories. Images that share a base share
+//! its unpacked layers: a rebuilt app costs its new layers only, on disk and in time. Unpacking
+//! goes to a temp dir renamed into place, so a cache entry is either complete or absent, even
+//! after Ctrl-C.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use crate::digest::Digest;
-use crate::layer::extract::{apply_tar, drain, AbsolutePaths, ExtractOptions};
+use crate::layer::extract::{apply_tar, drain, AbsolutePaths, ExtractOptions, Whiteouts};
 use crate::oci::location::Location;
 use crate::oci::view::ImageView;
 use crate::oci::{ImageConfig, PlatformSpec};
@@ -44,8 +46,9 @@ pub struct CachedImage {
     pub reference: String,
     pub digest: Digest,
     pub config: ImageConfig,
-    /// The unpacked root: a container's read-only lower layer. Never modify it.
-    pub rootfs: PathBuf,
+    /// The unpacked layers, lowest first: a container's read-only lower directories. Never
+    /// modify them.
+    pub layers: Vec<PathBuf>,
 }
 
 pub struct ImageCache {
@@ -100,45 +103,97 @@ impl ImageCache {
             .ok_or_else(|| ImageError::NotFound {
                 reference: reference.to_string(),
             })?;
-        let rootfs = self.root.join("rootfs").join(view.digest().hex());
-        if !rootfs.is_dir() {
-            self.unpack(reference, store.as_ref(), &view, &rootfs)?;
-        }
+        let ids = view.config.diff_ids().map_err(oci)?;
+        let layers = match self.layered(reference, store.as_ref(), &view, &ids)? {
+            Some(layers) => layers,
+            None => {
+                // A layer implies a directory where a lower layer has a file or symlink (e.g.
+                // `lib/x` over a `lib -> usr/lib` link): only a merged tree means what the
+                // image means there.
+                let dir = self.root.join("flat").join(view.digest().hex());
+                if !dir.is_dir() {
+                    self.unpack(reference, store.as_ref(), &view, &ids, &[], &dir)?;
+                }
+                vec![dir]
+            }
+        };
         Ok(CachedImage {
             reference: reference.to_string(),
             digest: view.digest().clone(),
             config: view.config.clone(),
-            rootfs,
+            layers,
         })
     }
 
+    /// Each layer's own directory, lowest first; `None` when the layers cannot be stacked.
+    fn layered(
+        &self,
+        reference: &str,
+        store: &dyn crate::oci::BlobStore,
+        view: &ImageView,
+        ids: &[Digest],
+    ) -> Result<Option<Vec<PathBuf>>, ImageError> {
+        let mut layers = Vec::with_capacity(ids.len().max(1));
+        for id in ids {
+            let dir = self.root.join("layers").join(id.hex());
+            if !dir.is_dir()
+                && !self.unpack(
+                    reference,
+                    store,
+                    view,
+                    std::slice::from_ref(id),
+                    &layers,
+                    &dir,
+                )?
+            {
+                return Ok(None);
+            }
+            layers.push(dir);
+        }
+        if layers.is_empty() {
+            // overlayfs needs a lower directory: an image without layers is an empty root.
+            let empty = self.root.join("layers").join("empty");
+            std::fs::create_dir_all(&empty).map_err(|source| ImageError::Cache {
+                path: empty.clone(),
+                source,
+            })?;
+            layers.push(empty);
+        }
+        Ok(Some(layers))
+    }
+
+    /// Unpack `ids` into `dir`: one layer in overlay form over `lowers`, or (no lowers) the
+    /// whole image merged. False when the layer cannot be stacked on `lowers`.
     fn unpack(
         &self,
         reference: &str,
         store: &dyn crate::oci::BlobStore,
         view: &ImageView,
-        rootfs: &Path,
-    ) -> Result<(), ImageError> {
+        ids: &[Digest],
+        lowers: &[PathBuf],
+        dir: &Path,
+    ) -> Result<bool, ImageError> {
         let cache = |path: &Path| {
             let path = path.to_path_buf();
             move |source| ImageError::Cache { path, source }
         };
-        let parent = rootfs.parent().unwrap_or(&self.root);
+        let parent = dir.parent().unwrap_or(&self.root);
         std::fs::create_dir_all(parent).map_err(cache(parent))?;
         let tmp = tempfile::Builder::new()
             .prefix(".unpack-")
             .tempdir_in(parent)
             .map_err(cache(parent))?;
+        let layered = ids.len() == 1 && !lowers.is_empty();
         let opts = ExtractOptions {
             absolute: AbsolutePaths::Reroot,
-            whiteouts: true,
-            same_owner: nix::unistd::geteuid().is_root(),
+            whiteouts: if ids.len() == 1 {
+                Whiteouts::Overlay
+            } else {
+                Whiteouts::Apply
+            },
+            same_owner: true,
             strip_components: 0,
         };
-        let ids = view.config.diff_ids().map_err(|source| ImageError::Oci {
-            reference: reference.to_string(),
-            source,
-        })?;
         for id in ids {
             let unpack_err = |message: String| ImageError::Unpack {
                 reference: reference.to_string(),
@@ -146,15 +201,20 @@ impl ImageCache {
                 message,
             };
             let mut r = view
-                .open_layer(store, &id)
+                .open_layer(store, id)
                 .map_err(|e| unpack_err(e.to_string()))?;
-            apply_tar(&mut r, tmp.path(), &opts).map_err(|e| unpack_err(e.to_string()))?;
+            let stats =
+                apply_tar(&mut r, tmp.path(), &opts).map_err(|e| unpack_err(e.to_string()))?;
             // The digests are checked at EOF: read what the tar reader left.
             drain(std::io::BufReader::new(r)).map_err(|e| unpack_err(e.to_string()))?;
+            if layered && !inherit_implied_dirs(tmp.path(), &stats.implied_dirs, lowers) {
+                return Ok(false);
+            }
         }
-        // The temp dir's 0700 would hide the root from the container's user.
+        // The temp dir's 0700 would hide the root from the container's user, unless the layer
+        // sets the root's mode itself.
         use std::os::unix::fs::PermissionsExt;
-        let root_mode = std::fs::metadata(tmp.path().join("."))
+        let root_mode = std::fs::metadata(tmp.path())
             .map(|m| m.permissions().mode() & 0o7777)
             .unwrap_or(0o700);
         if root_mode == 0o700 {
@@ -162,17 +222,54 @@ impl ImageCache {
                 .map_err(cache(tmp.path()))?;
         }
         let kept = tmp.keep();
-        match std::fs::rename(&kept, rootfs) {
-            Ok(()) => Ok(()),
-            // Someone else unpacked the same image meanwhile: theirs is as good.
-            Err(_) if rootfs.is_dir() => {
+        match std::fs::rename(&kept, dir) {
+            Ok(()) => Ok(true),
+            // Someone else unpacked the same layer meanwhile: theirs is as good.
+            Err(_) if dir.is_dir() => {
                 let _ = std::fs::remove_dir_all(&kept);
-                Ok(())
+                Ok(true)
             }
             Err(e) => Err(ImageError::Cache {
-                path: rootfs.to_path_buf(),
+                path: dir.to_path_buf(),
                 source: e,
             }),
         }
     }
+}
+
+/// A directory a layer implies without listing it shadows the lower layers' directory in an
+/// overlay: give it their mode and owner, as a merged unpack would have kept them. False when
+/// a lower layer has something other than a directory there.
+fn inherit_implied_dirs(root: &Path, implied: &[PathBuf], lowers: &[PathBuf]) -> bool {
+    use cap_std::ambient_authority;
+    use cap_std::fs::{FileTypeExt, MetadataExt};
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(dirs) = lowers
+        .iter()
+        .rev()
+        .map(|l| cap_std::fs::Dir::open_ambient_dir(l, ambient_authority()))
+        .collect::<Result<Vec<_>, _>>()
+    else {
+        return false;
+    };
+    for rel in implied {
+        // The topmost lower layer that has the path decides, as overlayfs would.
+        let found = dirs.iter().find_map(|d| d.symlink_metadata(rel).ok());
+        let Some(meta) = found else { continue };
+        // A whiteout (0/0 character device): nothing below shows through.
+        if meta.file_type().is_char_device() && meta.rdev() == 0 {
+            continue;
+        }
+        if !meta.is_dir() {
+            return false;
+        }
+        let path = root.join(rel);
+        let (mode, uid, gid) = (meta.mode() & 0o7777, meta.uid(), meta.gid());
+        if std::os::unix::fs::chown(&path, Some(uid), Some(gid)).is_err()
+            || std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).is_err()
+        {
+            return false;
+        }
+    }
+    true
 }

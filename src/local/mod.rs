@@ -4,6 +4,7 @@ pub mod build;
 pub mod container;
 pub mod http;
 pub mod images;
+pub mod interrupt;
 pub mod runner;
 pub mod server;
 pub mod volumes;

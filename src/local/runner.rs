@@ -35,6 +35,11 @@ pub enum RunError {
     Container(#[from] ContainerError),
     #[error(transparent)]
     Sandbox(#[from] SandboxError),
+    #[error("interrupted by {signal} during step {step}")]
+    Interrupted {
+        signal: nix::sys::signal::Signal,
+        step: String,
+    },
     #[error("{}: {source}", path.display())]
     Io {
         path: PathBuf,
@@ -128,6 +133,7 @@ impl Runner<'_> {
                 continue;
             }
             let st = self.one(spec, c, &vols, &hostname, &mut result)?;
+            interrupted(c)?;
             failed = exit_code(&st) != Some(0);
             init_statuses.push(st);
         }
@@ -138,6 +144,7 @@ impl Runner<'_> {
                 continue;
             }
             let st = self.one(spec, c, &vols, &hostname, &mut result)?;
+            interrupted(c)?;
             failed |= exit_code(&st) != Some(0);
             statuses.push(st);
         }
@@ -158,6 +165,7 @@ impl Runner<'_> {
         hostname: &str,
         result: &mut RunResult,
     ) -> Result<ContainerStatus, RunError> {
+        interrupted(c)?;
         let started = std::time::Instant::now();
         let image_ref = c.image.clone().unwrap_or_default();
         self.reporter.step_started(&c.name, &image_ref);
@@ -174,7 +182,7 @@ impl Runner<'_> {
             .map_err(io(&term))?;
         let at = Placement {
             volumes: vols,
-            rootfs: &image.rootfs,
+            layers: &image.layers,
             scratch: scratch.clone(),
             termination_file: &term,
             hostname,
@@ -188,6 +196,7 @@ impl Runner<'_> {
             program: self.sandbox.program.clone(),
             source,
         })?;
+        let _forward = super::interrupt::Child::watch(child.id());
         let log_path = self.work.join("logs").join(format!("{}.log", c.name));
         let log = Mutex::new(std::fs::File::create(&log_path).map_err(io(&log_path))?);
         let tail = Mutex::new(VecDeque::with_capacity(TAIL_LINES));
@@ -238,6 +247,17 @@ impl Runner<'_> {
             }),
             ..Default::default()
         })
+    }
+}
+
+/// Stop before (or after) `c` when the user interrupted the run.
+fn interrupted(c: &Container) -> Result<(), RunError> {
+    match super::interrupt::received() {
+        Some(signal) => Err(RunError::Interrupted {
+            signal,
+            step: c.name.clone(),
+        }),
+        None => Ok(()),
     }
 }
 

@@ -37,17 +37,40 @@ fn mnt(
 /// start from this; the mount disappears with the namespace.
 pub fn private_overlay(spec: &Spec) -> Result<std::path::PathBuf, String> {
     mnt(None, "/", None, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None)?;
-    for d in [spec.upper(), spec.work(), spec.merged()] {
+    let links = spec.layer_links();
+    for d in [spec.upper(), spec.work(), spec.merged(), links.clone()] {
         fs::create_dir_all(&d).map_err(|e| err(d.display(), e))?;
     }
+    // The upper dir's root is the container's `/`: give it the image's mode and owner, not
+    // what the caller's umask made of it.
+    if let Some(top) = spec.layers.last() {
+        use std::os::unix::fs::MetadataExt;
+        let upper = spec.upper();
+        let meta = fs::metadata(top).map_err(|e| err(top.display(), e))?;
+        std::os::unix::fs::chown(&upper, Some(meta.uid()), Some(meta.gid()))
+            .map_err(|e| err(upper.display(), e))?;
+        fs::set_permissions(&upper, fs::Permissions::from_mode(meta.mode() & 0o7777))
+            .map_err(|e| err(upper.display(), e))?;
+    }
+    for (i, layer) in spec.layers.iter().enumerate() {
+        let link = links.join(i.to_string());
+        let _ = fs::remove_file(&link);
+        std::os::unix::fs::symlink(layer, &link).map_err(|e| err(link.display(), e))?;
+    }
+    // Paths are absolute (`Sandbox::command`), so the chdir below changes no meaning.
     let merged = spec.merged();
-    mnt(
+    let options = spec.overlay_options()?;
+    let back = std::env::current_dir().map_err(|e| err("current dir", e))?;
+    chdir(&links).map_err(|e| err(links.display(), e))?;
+    let mounted = mnt(
         Some("overlay"),
         &merged.to_string_lossy(),
         Some("overlay"),
         MsFlags::empty(),
-        Some(&spec.overlay_options()?),
-    )?;
+        Some(&options),
+    );
+    chdir(&back).map_err(|e| err(back.display(), e))?;
+    mounted?;
     Ok(merged)
 }
 

@@ -22,6 +22,18 @@ extern "C" fn on_signal(sig: i32) {
 
 /// The exit code for `args` (`[runtime, spec path]`). Errors are printed with the container id.
 pub fn main(args: &[String]) -> i32 {
+    // If the caller dies (even by SIGKILL), take the container down with us: no orphaned
+    // container keeps building, serving or pushing.
+    let parent = nix::unistd::getppid();
+    if let Err(e) = install_handlers().and_then(|()| {
+        nix::sys::prctl::set_pdeathsig(Signal::SIGTERM).map_err(|e| format!("pdeathsig: {e}"))
+    }) {
+        eprintln!("sandbox: {e}");
+        return 2;
+    }
+    if nix::unistd::getppid() != parent {
+        return 128 + Signal::SIGTERM as i32;
+    }
     let [runtime, path] = args else {
         eprintln!("usage: sandbox-init embedded|runc SPEC");
         return 2;

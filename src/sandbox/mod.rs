@@ -66,6 +66,14 @@ impl Sandbox {
     /// The process that runs `spec` (not yet spawned): set its stdio, then spawn and wait.
     /// Its exit status is the container's (128+N when the container died of signal N).
     pub fn command(&self, spec: &Spec) -> Result<Command, SandboxError> {
+        // sandbox-init changes directory and runc reads paths relative to its bundle: hand it
+        // absolute paths.
+        let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+        let spec = &Spec {
+            scratch: absolute(&spec.scratch),
+            layers: spec.layers.iter().map(|l| absolute(l)).collect(),
+            ..spec.clone()
+        };
         let path = spec.scratch.join("spec.json");
         let json = serde_json::to_vec_pretty(spec).map_err(|e| SandboxError::Write {
             id: spec.id.clone(),
@@ -99,13 +107,4 @@ impl Sandbox {
             source,
         })
     }
-}
-
-/// Whether `path` is usable as an overlay lower directory here (a quick check for callers that
-/// want a clear message before starting).
-pub fn check_rootfs(path: &Path) -> Result<(), String> {
-    if !path.is_dir() {
-        return Err(format!("{}: image root is not a directory", path.display()));
-    }
-    Ok(())
 }

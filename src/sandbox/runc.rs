@@ -36,10 +36,10 @@ pub fn config(spec: &Spec) -> Result<oci_spec::runtime::Spec, String> {
         .build()
         .map_err(|e| err("capabilities", e))?;
     // runc resolves a bare program name with the host's PATH rules inside the rootfs; resolve it
-    // here against the image so both runtimes run the same file.
+    // here against the mounted image so both runtimes run the same file.
     let mut args = spec.args.clone();
     if let Some(first) = args.first_mut() {
-        if let Some(p) = resolve_program(&spec.rootfs, first, spec.path_var()) {
+        if let Some(p) = resolve_program(&spec.merged(), first, spec.path_var()) {
             *first = p;
         }
     }

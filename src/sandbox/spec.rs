@@ -34,8 +34,9 @@ pub struct Mount {
 pub struct Spec {
     /// The container's name, for messages and the runc container id.
     pub id: String,
-    /// The unpacked image: the read-only lower layer of the container's root. Never written.
-    pub rootfs: PathBuf,
+    /// The image's unpacked layers, lowest first (one directory for a flat root): the read-only
+    /// lower layers of the container's root. Never written.
+    pub layers: Vec<PathBuf>,
     /// An empty directory owned by the caller for the writable upper layer and bookkeeping.
     pub scratch: PathBuf,
     /// argv; a first element without `/` is looked up in the container's PATH.
@@ -72,7 +73,14 @@ impl Spec {
         self.scratch.join("merged")
     }
 
-    /// The overlayfs mount options; paths with `,` or `:` cannot be expressed there.
+    /// Short names for the layers (`<scratch>/l/<n>` symlinks, as Docker's overlay2 does):
+    /// the mount options must fit in one page, and a builder can have a hundred layers.
+    pub fn layer_links(&self) -> PathBuf {
+        self.scratch.join("l")
+    }
+
+    /// The overlayfs mount options, with lower directories named relative to
+    /// [`Spec::layer_links`] (the mount runs there); paths with `,` or `:` cannot be expressed.
     pub fn overlay_options(&self) -> Result<String, String> {
         let check = |p: &Path| -> Result<String, String> {
             let s = p
@@ -85,9 +93,17 @@ impl Spec {
             }
             Ok(s.to_string())
         };
+        if self.layers.is_empty() {
+            return Err("the image has no layer directory".into());
+        }
+        // overlayfs lists the topmost lower directory first.
+        let lower: Vec<String> = (0..self.layers.len())
+            .rev()
+            .map(|i| i.to_string())
+            .collect();
         Ok(format!(
             "lowerdir={},upperdir={},workdir={}",
-            check(&self.rootfs)?,
+            lower.join(":"),
             check(&self.upper())?,
             check(&self.work())?
         ))

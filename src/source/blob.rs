@@ -61,7 +61,7 @@ fn read_head(r: &mut impl Read, n: usize) -> io::Result<Vec<u8>> {
 fn untrusted(strip: usize) -> ExtractOptions {
     ExtractOptions {
         absolute: AbsolutePaths::Refuse,
-        whiteouts: false,
+        whiteouts: crate::layer::extract::Whiteouts::Keep,
         same_owner: false,
         strip_components: strip,
     }

@@ -26,7 +26,7 @@ pub fn fully_qualified_repo(registry: &str, repository: &str) -> String {
 fn untrusted() -> ExtractOptions {
     ExtractOptions {
         absolute: AbsolutePaths::Refuse,
-        whiteouts: false,
+        whiteouts: crate::layer::extract::Whiteouts::Keep,
         same_owner: false,
         strip_components: 0,
     }
