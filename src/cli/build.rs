@@ -75,6 +75,10 @@ pub struct BuildArgs {
     /// kpack's pod (Platform API ≤ 0.9, kpack's images) instead of ours.
     #[arg(long)]
     pub kpack_compatible: bool,
+    /// Rebase the image named by --tag onto the current run image (the builder's, or
+    /// --run-image) instead of building: kpack's rebuild for a stack update. No source needed.
+    #[arg(long, conflicts_with_all = ["path", "git", "blob", "registry_source"], requires = "tag")]
+    pub rebase: bool,
     #[command(flatten)]
     pub sandbox: SandboxArgs,
     #[command(flatten)]
@@ -153,6 +157,7 @@ pub fn run_build(a: BuildArgs) -> Result<i32> {
         },
         (_, _, Some(b), _) => Source::Blob(b.clone()),
         (_, _, _, Some(r)) => Source::Registry(r.clone()),
+        _ if a.rebase => Source::None,
         _ => return Err("no source: give --path, --git, --blob or --registry-source".into()),
     };
     let output = if a.publish {
@@ -209,6 +214,7 @@ pub fn run_build(a: BuildArgs) -> Result<i32> {
         work_dir: work_dir.clone(),
         local_port: a.local_port,
         host_certs: a.sandbox.trust_host_certs,
+        rebase: a.rebase,
         mode: if a.kpack_compatible {
             Mode::Kpack
         } else {

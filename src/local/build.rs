@@ -26,9 +26,14 @@ const CACHE_VOLUME: &str = "cache-dir";
 #[derive(Clone, Debug)]
 pub enum Source {
     Path(PathBuf),
-    Git { url: String, revision: String },
+    Git {
+        url: String,
+        revision: String,
+    },
     Blob(String),
     Registry(String),
+    /// None: a rebase needs no source.
+    None,
 }
 
 /// Where the image goes.
@@ -61,6 +66,8 @@ pub struct Request {
     pub local_port: u16,
     /// Trust the host's CA certificates in every container.
     pub host_certs: bool,
+    /// Rebase the image at the output tag onto the current run image (kpack's STACK rebuild).
+    pub rebase: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +85,8 @@ pub enum BuildError {
     Restricted(String),
     #[error("{0}")]
     Server(String),
+    #[error("--rebase {image}: {message}")]
+    Rebase { image: String, message: String },
     #[error(transparent)]
     Run(#[from] super::runner::RunError),
     #[error("{}: {source}", path.display())]
@@ -135,7 +144,18 @@ pub fn build(
         ),
     };
     let builder = builder_config(client, &req.builder)?;
-    let build = kpack_build(req, &tag, &server);
+    let mut build = kpack_build(req, &tag, &server);
+    if req.rebase {
+        build.spec.last_build = Some(last_build(client, &image, &tag, &builder.stack_id)?);
+        build
+            .metadata
+            .annotations
+            .get_or_insert_with(Default::default)
+            .insert(
+                pod::build::ANNOTATION_REASON.to_string(),
+                pod::build::REASON_STACK.to_string(),
+            );
+    }
     let mut ctx = BuildContext::new(builder, req.mode);
     ctx.secrets = req.secrets.clone();
     ctx.insecure_registries = req.insecure_registries.clone();
@@ -215,6 +235,42 @@ fn builder_config(client: &Arc<Client>, builder: &str) -> Result<pod::BuilderCon
     crate::builder::pod_config::read(client, &location, builder).map_err(|e| err(e.to_string()))
 }
 
+/// The Build's `lastBuild` for a rebase: the image at `tag` (read through `image`, the name
+/// users know it by) by digest, and its stack, which must be the builder's.
+fn last_build(
+    client: &Arc<Client>,
+    image: &str,
+    tag: &str,
+    builder_stack: &str,
+) -> Result<pod::build::LastBuild, BuildError> {
+    let err = |message: String| BuildError::Rebase {
+        image: image.to_string(),
+        message,
+    };
+    let (store, what) = Location::parse(image)
+        .and_then(|l| l.open(client))
+        .map_err(|e| err(e.to_string()))?;
+    let platform = crate::oci::PlatformSpec::new("linux", "amd64", None);
+    let view = crate::oci::view::ImageView::load(store.as_ref(), &what, &platform)
+        .map_err(|e| err(e.to_string()))?
+        .ok_or_else(|| err("no such image: build it first".into()))?;
+    let stack = view
+        .config
+        .label("io.buildpacks.stack.id")
+        .unwrap_or_else(|| builder_stack.to_string());
+    if stack != builder_stack {
+        return Err(err(format!(
+            "built on stack {stack}, the builder's is {builder_stack}: build instead"
+        )));
+    }
+    let r = crate::registry::parse_reference(tag).map_err(|e| err(e.to_string()))?;
+    Ok(pod::build::LastBuild {
+        image: format!("{}/{}@{}", r.registry(), r.repository(), view.digest()),
+        stack_id: stack,
+        ..Default::default()
+    })
+}
+
 fn kpack_build(req: &Request, tag: &str, server: &LocalServer) -> Build {
     let mut b = Build::default();
     let name = match &req.output {
@@ -259,6 +315,7 @@ fn kpack_build(req: &Request, tag: &str, server: &LocalServer) -> Build {
                 ..Default::default()
             })
         }
+        Source::None => {}
     }
     if req.cache_dir.is_some() {
         b.spec.cache = Some(pod::build::BuildCacheConfig {
