@@ -504,3 +504,115 @@ fn ctrl_c_mid_export_tags_nothing_and_keeps_the_cache() {
         "cached\n"
     );
 }
+
+/// `skopeo inspect --raw` layer digests of `image`.
+fn layer_digests(image: &str) -> Vec<String> {
+    let m = support::tools::skopeo_inspect_raw(image, &["--tls-verify=false"]);
+    m["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["digest"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Tag `tag` in the layout at `dir` anew with one more layer holding `name`. (umoci 0.4.7's
+/// `insert` writes a tar without its end blocks, which tar readers reject.)
+fn add_file_layer(dir: &Path, tag: &str, name: &str, body: &str) {
+    use buildpod::layer::{CompressOptions, Compression, TarOptions};
+    use buildpod::oci::assemble::{push_layer, write_manifest};
+    let store = buildpod::oci::layout::Layout::open(dir).unwrap();
+    let platform = buildpod::oci::PlatformSpec::new("linux", "amd64", None);
+    let view = buildpod::oci::view::ImageView::load(&store, tag, &platform)
+        .unwrap()
+        .unwrap();
+    let layer = push_layer(
+        &store,
+        &TarOptions::default(),
+        &CompressOptions::new(Compression::Gzip),
+        buildpod::oci::media::OCI_MANIFEST,
+        &|t| t.file_entry(name.as_bytes(), 0o644, body.as_bytes()),
+    )
+    .unwrap();
+    let mut config = view.config.clone();
+    config.push_layer(&layer.info.diff_id, None);
+    let mut descs = view.image.layers().clone();
+    descs.push(layer.descriptor());
+    write_manifest(
+        &store,
+        &config,
+        descs,
+        buildpod::oci::media::OCI_MANIFEST,
+        &[tag.to_string()],
+    )
+    .unwrap();
+}
+
+#[test]
+fn rebase_moves_the_app_onto_a_rebuilt_run_image() {
+    if skip() {
+        return;
+    }
+    let reg = Registry::plain();
+    let tmp = tempfile::tempdir().unwrap();
+    let builder = tiny_builder(&reg.host(), tmp.path());
+    let images = build_pod_images();
+    let out = tmp.path().join("out");
+    let o = out.to_str().unwrap();
+    let src = app(&tmp.path().join("app"), "rebased");
+    let work = tmp.path().join("work");
+    let mut args = build_args(&builder, &images, work.to_str().unwrap());
+    args.extend(["--path", &src, "--tag", "app", "--output", o]);
+    let run = buildpod(&args);
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run.stderr));
+    let image = format!("oci:{o}:app");
+    let before = layer_digests(&image);
+    let run_ref = format!("{}/stacks/tiny/run:1", reg.host());
+    let old_run = layer_digests(&format!("docker://{run_ref}"));
+    assert_eq!(before[..old_run.len()], old_run[..]);
+
+    // A rebuilt run image (one more layer, e.g. a security patch) under the same tag.
+    let patched = tmp.path().join("patched");
+    let p = patched.display().to_string();
+    local_util::ok(&["image", "copy", &run_ref, &format!("oci:{p}:run")]);
+    add_file_layer(&patched, "run", "etc/stack-patch", "2\n");
+    local_util::ok(&["image", "copy", &format!("oci:{p}:run"), &run_ref]);
+    let new_run = layer_digests(&format!("docker://{run_ref}"));
+    assert_eq!(new_run.len(), old_run.len() + 1);
+
+    let work = tmp.path().join("work-rebase");
+    let mut args = build_args(&builder, &images, work.to_str().unwrap());
+    // As kpack does on a stack update: the builder is reconciled (its relocated run image is
+    // the new one), then the image is rebased onto it.
+    local_util::ok(&[
+        "builder",
+        "create",
+        "--config",
+        tmp.path().join("builder.toml").to_str().unwrap(),
+        "--tag",
+        &builder,
+    ]);
+    args.extend(["--rebase", "--tag", "app", "--output", o]);
+    let run = buildpod(&args);
+    let err = text(&run.stderr);
+    assert_eq!(run.status.code(), Some(0), "{err}");
+    assert!(err.contains("===> REBASE"), "{err}");
+    assert!(!err.contains("===> PREPARE"), "{err}");
+    let after = layer_digests(&image);
+    assert_eq!(after[..new_run.len()], new_run[..], "the new run image");
+    assert_eq!(
+        after[new_run.len()..],
+        before[old_run.len()..],
+        "the app's layers, untouched"
+    );
+    let ran = buildpod(&["run", &image]);
+    assert_eq!(text(&ran.stdout), "rebased\n", "{}", text(&ran.stderr));
+
+    // Rebasing what was never built says so.
+    let mut args = build_args(&builder, &images, work.to_str().unwrap());
+    args.extend(["--rebase", "--tag", "never", "--output", o]);
+    let run = buildpod(&args);
+    let err = text(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "{err}");
+    assert!(err.contains(&format!("--rebase oci:{o}:never")), "{err}");
+}
