@@ -9,6 +9,7 @@
 mod local_util;
 mod support;
 
+use std::collections::BTreeSet;
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -103,6 +104,17 @@ fn serve_and_get(image: &str, runtime: &str, path: &str) -> String {
     panic!("{image} ({runtime}) did not answer {url}: {last}\n--- buildpod run:\n{run_log}");
 }
 
+/// Layer digests of the registry image `reference`.
+fn layer_digests(reference: &str) -> Vec<String> {
+    support::tools::skopeo_inspect_raw(&format!("docker://{reference}"), &["--tls-verify=false"])
+        ["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["digest"].as_str().unwrap().to_string())
+        .collect()
+}
+
 fn build(builder: &str, images: &str, src: &Path, tag: &str, cache: &Path, work: &Path) -> String {
     let out = buildpod(&[
         "build",
@@ -187,7 +199,10 @@ fn every_test_app_builds_runs_and_answers_on_the_debian_stack() {
     let changed = js.replace("Hello from Node.js", "Hello again from Node.js");
     assert_ne!(js, changed, "server.js has no greeting to change");
     std::fs::write(&server, changed).unwrap();
-    let tag = format!("{}/apps/nodejs-npm:1", reg.host());
+    // Through a recording proxy: the blobs the rebuild uploads are counted on the wire.
+    let old = layer_digests(&format!("{}/apps/nodejs-npm:1", reg.host()));
+    let proxy = support::proxy::Proxy::start(reg.addr(), vec![]);
+    let tag = format!("{}/apps/nodejs-npm:1", proxy.host());
     let work = tmp.path().join("work-nodejs-npm-2");
     let log = build(
         &builder,
@@ -205,6 +220,25 @@ fn every_test_app_builds_runs_and_answers_on_the_debian_stack() {
         "{export}"
     );
     assert!(export.contains("Adding layer 'app'"), "{export}");
+    let new = layer_digests(&format!("{}/apps/nodejs-npm:1", reg.host()));
+    let changed: BTreeSet<String> = new.iter().filter(|d| !old.contains(d)).cloned().collect();
+    assert_eq!(changed.len(), 1, "one new layer (the app's): {changed:?}");
+    let config = support::tools::skopeo_inspect_raw(
+        &format!("docker://{}/apps/nodejs-npm:1", reg.host()),
+        &["--tls-verify=false"],
+    )["config"]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let uploaded: BTreeSet<String> = proxy
+        .requests()
+        .iter()
+        .filter(|r| r.method == "PUT" && r.path.contains("/blobs/uploads/"))
+        .filter_map(|r| r.path.split("digest=").nth(1).map(str::to_string))
+        .map(|q| q.split('&').next().unwrap_or("").replace("%3A", ":"))
+        .filter(|d| *d != config)
+        .collect();
+    assert_eq!(uploaded, changed, "only the app layer was uploaded");
     let body = serve_and_get(&tag, "embedded", "/");
     assert!(body.contains("Hello again from Node.js"), "{body}");
 }
