@@ -99,6 +99,32 @@ fn a_directory_builds_into_a_layout_and_runs_under_both_runtimes() {
         assert_eq!(r.status.code(), Some(0), "{runtime}: {}", text(&r.stderr));
         assert_eq!(text(&r.stdout), "hello from a layout\n", "{runtime}");
     }
+    // A cold image cache: each layer pulled and unpacked is reported, once.
+    let image = format!("oci:{}:hello-app", out.display());
+    let cold = |cache: &Path| {
+        Command::new(local_util::BUILDPOD)
+            .args(["run", &image])
+            .env("BUILDPOD_CACHE", cache)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let fresh = tmp.path().join("fresh-cache");
+    let r = cold(&fresh);
+    let err = text(&r.stderr);
+    assert_eq!(text(&r.stdout), "hello from a layout\n", "{err}");
+    let layers = support::tools::skopeo_inspect_raw(&image, &[])["layers"]
+        .as_array()
+        .unwrap()
+        .len();
+    for i in 1..=layers {
+        assert!(
+            err.contains(&format!("===> pulled {image} layer {i}/{layers} ")),
+            "{err}"
+        );
+    }
+    let err = text(&cold(&fresh).stderr);
+    assert!(!err.contains("===> pulled"), "{err}");
 }
 
 #[test]

@@ -222,7 +222,8 @@ pub fn run_build(a: BuildArgs) -> Result<i32> {
         },
     };
     let client = a.registry.client()?;
-    let images = ImageCache::new(cache.join("images/unpacked"), client.clone());
+    let images = ImageCache::new(cache.join("images/unpacked"), client.clone())
+        .with_progress(std::sync::Arc::new(super::progress::CliProgress::new()));
     crate::local::interrupt::install()?;
     let outcome = match build(
         &req,
@@ -270,7 +271,8 @@ pub fn run_build(a: BuildArgs) -> Result<i32> {
 pub fn run_image(a: RunArgs) -> Result<i32> {
     let cache = cache_root();
     let client = a.registry.client()?;
-    let images = ImageCache::new(cache.join("images/unpacked"), client);
+    let images = ImageCache::new(cache.join("images/unpacked"), client)
+        .with_progress(std::sync::Arc::new(super::progress::CliProgress::new()));
     let image = images.get(&a.image)?;
     let work = match &a.sandbox.work_dir {
         Some(w) => w.clone(),

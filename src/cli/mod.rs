@@ -6,6 +6,7 @@ pub mod buildpackage;
 pub mod image;
 pub mod image_build;
 pub mod lifecycle;
+pub mod progress;
 pub mod stack;
 pub mod stack_debian;
 

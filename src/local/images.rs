@@ -51,9 +51,40 @@ pub struct CachedImage {
     pub layers: Vec<PathBuf>,
 }
 
+/// What a user watching a pull sees: each layer as it is fetched and unpacked.
+pub trait PullProgress: Send + Sync {
+    /// Layer `index` (from 1) of `count` of `reference` starts; `size` is its blob's size.
+    fn layer_started(
+        &self,
+        reference: &str,
+        diff_id: &Digest,
+        index: usize,
+        count: usize,
+        size: u64,
+    );
+    /// `n` more bytes of the current layer's tar were unpacked.
+    fn layer_bytes(&self, n: u64);
+    fn layer_finished(&self);
+}
+
+/// Counts what passes through for a [`PullProgress`].
+struct Counting<'a, R> {
+    inner: R,
+    progress: &'a dyn PullProgress,
+}
+
+impl<R: std::io::Read> std::io::Read for Counting<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.progress.layer_bytes(n as u64);
+        Ok(n)
+    }
+}
+
 pub struct ImageCache {
     root: PathBuf,
     client: Arc<Client>,
+    progress: Option<Arc<dyn PullProgress>>,
     /// References already resolved in this process: a build pod names the builder image in
     /// five containers, and each would otherwise fetch its manifest and config again.
     seen: Mutex<HashMap<String, CachedImage>>,
@@ -64,8 +95,15 @@ impl ImageCache {
         Self {
             root: root.into(),
             client,
+            progress: None,
             seen: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Report each layer unpacked to `progress`.
+    pub fn with_progress(mut self, progress: Arc<dyn PullProgress>) -> Self {
+        self.progress = Some(progress);
+        self
     }
 
     pub fn root(&self) -> &Path {
@@ -200,13 +238,25 @@ impl ImageCache {
                 diff_id: id.to_string(),
                 message,
             };
-            let mut r = view
+            let r = view
                 .open_layer(store, id)
                 .map_err(|e| unpack_err(e.to_string()))?;
+            let quiet = NoProgress;
+            let progress: &dyn PullProgress = self.progress.as_deref().unwrap_or(&quiet);
+            let all = view.config.diff_ids().unwrap_or_default();
+            let index = all.iter().position(|d| d == id).map_or(0, |i| i + 1);
+            let size = view
+                .image
+                .layers()
+                .get(index.saturating_sub(1))
+                .map_or(0, |d| d.size());
+            progress.layer_started(reference, id, index, all.len(), size);
+            let mut r = Counting { inner: r, progress };
             let stats =
                 apply_tar(&mut r, tmp.path(), &opts).map_err(|e| unpack_err(e.to_string()))?;
             // The digests are checked at EOF: read what the tar reader left.
             drain(std::io::BufReader::new(r)).map_err(|e| unpack_err(e.to_string()))?;
+            progress.layer_finished();
             if layered && !inherit_implied_dirs(tmp.path(), &stats.implied_dirs, lowers) {
                 return Ok(false);
             }
@@ -235,6 +285,14 @@ impl ImageCache {
             }),
         }
     }
+}
+
+struct NoProgress;
+
+impl PullProgress for NoProgress {
+    fn layer_started(&self, _: &str, _: &Digest, _: usize, _: usize, _: u64) {}
+    fn layer_bytes(&self, _: u64) {}
+    fn layer_finished(&self) {}
 }
 
 /// A directory a layer implies without listing it shadows the lower layers' directory in an
