@@ -164,10 +164,17 @@ pub fn apply_tar_filtered(
     opts: &ExtractOptions,
     filter: &Filter<'_>,
 ) -> Result<ExtractStats, ExtractError> {
-    let io_err = |entry: &str, source| ExtractError::Io {
-        entry: entry.to_string(),
-        target: target.to_path_buf(),
-        source,
+    let io_err = |entry: &str, source: io::Error| {
+        // Not an errno: cap-std refusing a path that resolves outside the target (through a
+        // symlink an earlier entry planted).
+        if source.kind() == io::ErrorKind::PermissionDenied && source.raw_os_error().is_none() {
+            return unsafe_entry(entry, &format!("{source}"));
+        }
+        ExtractError::Io {
+            entry: entry.to_string(),
+            target: target.to_path_buf(),
+            source,
+        }
     };
     std::fs::create_dir_all(target).map_err(|e| io_err("", e))?;
     let root = Dir::open_ambient_dir(target, ambient_authority()).map_err(|e| io_err("", e))?;

@@ -174,17 +174,20 @@ impl ImageCache {
         let mut layers = Vec::with_capacity(ids.len().max(1));
         for id in ids {
             let dir = self.root.join("layers").join(id.hex());
-            if !dir.is_dir()
-                && !self.unpack(
-                    reference,
-                    store,
-                    view,
-                    std::slice::from_ref(id),
-                    &layers,
-                    &dir,
-                )?
-            {
-                return Ok(None);
+            if !dir.is_dir() {
+                let one = std::slice::from_ref(id);
+                match self.unpack(reference, store, view, one, &layers, &dir) {
+                    Ok(true) => {}
+                    Ok(false) => return Ok(None),
+                    // E.g. a cache on a file system that refuses overlayfs's whiteout xattrs
+                    // (itself an overlay): a merged root needs none. A broken layer fails
+                    // there again, with its own error.
+                    Err(e @ ImageError::Unpack { .. }) => {
+                        tracing::warn!(error = %e, "unpacking {reference} merged instead");
+                        return Ok(None);
+                    }
+                    Err(e) => return Err(e),
+                }
             }
             layers.push(dir);
         }
