@@ -104,17 +104,6 @@ fn serve_and_get(image: &str, runtime: &str, path: &str) -> String {
     panic!("{image} ({runtime}) did not answer {url}: {last}\n--- buildpod run:\n{run_log}");
 }
 
-/// Layer digests of the registry image `reference`.
-fn layer_digests(reference: &str) -> Vec<String> {
-    support::tools::skopeo_inspect_raw(&format!("docker://{reference}"), &["--tls-verify=false"])
-        ["layers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l["digest"].as_str().unwrap().to_string())
-        .collect()
-}
-
 fn build(builder: &str, images: &str, src: &Path, tag: &str, cache: &Path, work: &Path) -> String {
     let out = buildpod(&[
         "build",
@@ -200,7 +189,7 @@ fn every_test_app_builds_runs_and_answers_on_the_debian_stack() {
     assert_ne!(js, changed, "server.js has no greeting to change");
     std::fs::write(&server, changed).unwrap();
     // Through a recording proxy: the blobs the rebuild uploads are counted on the wire.
-    let old = layer_digests(&format!("{}/apps/nodejs-npm:1", reg.host()));
+    let old = support::tools::layer_digests(&format!("docker://{}/apps/nodejs-npm:1", reg.host()));
     let proxy = support::proxy::Proxy::start(reg.addr(), vec![]);
     let tag = format!("{}/apps/nodejs-npm:1", proxy.host());
     let work = tmp.path().join("work-nodejs-npm-2");
@@ -220,7 +209,7 @@ fn every_test_app_builds_runs_and_answers_on_the_debian_stack() {
         "{export}"
     );
     assert!(export.contains("Adding layer 'app'"), "{export}");
-    let new = layer_digests(&format!("{}/apps/nodejs-npm:1", reg.host()));
+    let new = support::tools::layer_digests(&format!("docker://{}/apps/nodejs-npm:1", reg.host()));
     let changed: BTreeSet<String> = new.iter().filter(|d| !old.contains(d)).cloned().collect();
     assert_eq!(changed.len(), 1, "one new layer (the app's): {changed:?}");
     let config = support::tools::skopeo_inspect_raw(

@@ -23,6 +23,19 @@ fn skip() -> bool {
     skip
 }
 
+/// What every test here starts from: a registry, a temp dir, the tiny builder pushed to the
+/// registry and the build-pod images. `None` (skipped) without root and runc.
+fn setup() -> Option<(Registry, tempfile::TempDir, String, String)> {
+    if skip() {
+        return None;
+    }
+    let reg = Registry::plain();
+    let tmp = tempfile::tempdir().unwrap();
+    let builder = tiny_builder(&reg.host(), tmp.path());
+    let images = build_pod_images();
+    Some((reg, tmp, builder, images))
+}
+
 fn app(dir: &Path, greeting: &str) -> String {
     std::fs::create_dir_all(dir).unwrap();
     std::fs::write(dir.join("hello.txt"), format!("{greeting}\n")).unwrap();
@@ -47,13 +60,9 @@ fn text(b: &[u8]) -> String {
 
 #[test]
 fn a_directory_builds_into_a_layout_and_runs_under_both_runtimes() {
-    if skip() {
+    let Some((_reg, tmp, builder, images)) = setup() else {
         return;
-    }
-    let reg = Registry::plain();
-    let tmp = tempfile::tempdir().unwrap();
-    let builder = tiny_builder(&reg.host(), tmp.path());
-    let images = build_pod_images();
+    };
     let src = app(&tmp.path().join("hello-app"), "hello from a layout");
     let out = tmp.path().join("out");
     let work = tmp.path().join("work");
@@ -113,10 +122,7 @@ fn a_directory_builds_into_a_layout_and_runs_under_both_runtimes() {
     let r = cold(&fresh);
     let err = text(&r.stderr);
     assert_eq!(text(&r.stdout), "hello from a layout\n", "{err}");
-    let layers = support::tools::skopeo_inspect_raw(&image, &[])["layers"]
-        .as_array()
-        .unwrap()
-        .len();
+    let layers = support::tools::layer_digests(&image).len();
     for i in 1..=layers {
         assert!(
             err.contains(&format!("===> pulled {image} layer {i}/{layers} ")),
@@ -129,13 +135,9 @@ fn a_directory_builds_into_a_layout_and_runs_under_both_runtimes() {
 
 #[test]
 fn embedded_and_runc_builds_publish_the_same_digest() {
-    if skip() {
+    let Some((reg, tmp, builder, images)) = setup() else {
         return;
-    }
-    let reg = Registry::plain();
-    let tmp = tempfile::tempdir().unwrap();
-    let builder = tiny_builder(&reg.host(), tmp.path());
-    let images = build_pod_images();
+    };
     let src = app(&tmp.path().join("app"), "same bytes");
     let mut digests = Vec::new();
     // One loopback port for both builds: the source URL is part of the image's labels.
@@ -211,13 +213,9 @@ fn git_daemon(base: &Path) -> (Daemon, u16) {
 
 #[test]
 fn git_and_blob_sources_build_and_a_rebuild_reuses_the_previous_image() {
-    if skip() {
+    let Some((_reg, tmp, builder, images)) = setup() else {
         return;
-    }
-    let reg = Registry::plain();
-    let tmp = tempfile::tempdir().unwrap();
-    let builder = tiny_builder(&reg.host(), tmp.path());
-    let images = build_pod_images();
+    };
     let repos = tmp.path().join("repos");
     let repo = repos.join("app.git");
     app(&repo, "from git");
@@ -293,13 +291,9 @@ fn git_and_blob_sources_build_and_a_rebuild_reuses_the_previous_image() {
 
 #[test]
 fn bad_input_names_the_builder_the_failed_step_and_what_was_tried() {
-    if skip() {
+    let Some((reg, tmp, builder, images)) = setup() else {
         return;
-    }
-    let reg = Registry::plain();
-    let tmp = tempfile::tempdir().unwrap();
-    let builder = tiny_builder(&reg.host(), tmp.path());
-    let images = build_pod_images();
+    };
     let work = tmp.path().join("work");
     let w = work.to_str().unwrap();
     let out = tmp.path().join("out");
@@ -351,13 +345,9 @@ fn bad_input_names_the_builder_the_failed_step_and_what_was_tried() {
 
 #[test]
 fn a_failing_buildpack_and_a_builder_without_cnb_user_id_fail_clearly() {
-    if skip() {
+    let Some((reg, tmp, builder, images)) = setup() else {
         return;
-    }
-    let reg = Registry::plain();
-    let tmp = tempfile::tempdir().unwrap();
-    let builder = tiny_builder(&reg.host(), tmp.path());
-    let images = build_pod_images();
+    };
     let work = tmp.path().join("work");
     let w = work.to_str().unwrap();
     let out = tmp.path().join("out");
@@ -430,13 +420,9 @@ fn lines(r: impl std::io::Read + Send + 'static) -> std::sync::mpsc::Receiver<St
 
 #[test]
 fn ctrl_c_mid_export_tags_nothing_and_keeps_the_cache() {
-    if skip() {
+    let Some((_reg, tmp, builder, images)) = setup() else {
         return;
-    }
-    let reg = Registry::plain();
-    let tmp = tempfile::tempdir().unwrap();
-    let builder = tiny_builder(&reg.host(), tmp.path());
-    let images = build_pod_images();
+    };
     let out = tmp.path().join("out");
     let o = out.to_str().unwrap();
     let cache = tmp.path().join("cache");
@@ -531,17 +517,6 @@ fn ctrl_c_mid_export_tags_nothing_and_keeps_the_cache() {
     );
 }
 
-/// `skopeo inspect --raw` layer digests of `image`.
-fn layer_digests(image: &str) -> Vec<String> {
-    let m = support::tools::skopeo_inspect_raw(image, &["--tls-verify=false"]);
-    m["layers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l["digest"].as_str().unwrap().to_string())
-        .collect()
-}
-
 /// Tag `tag` in the layout at `dir` anew with one more layer holding `name`. (umoci 0.4.7's
 /// `insert` writes a tar without its end blocks, which tar readers reject.)
 fn add_file_layer(dir: &Path, tag: &str, name: &str, body: &str) {
@@ -576,13 +551,9 @@ fn add_file_layer(dir: &Path, tag: &str, name: &str, body: &str) {
 
 #[test]
 fn rebase_moves_the_app_onto_a_rebuilt_run_image() {
-    if skip() {
+    let Some((reg, tmp, builder, images)) = setup() else {
         return;
-    }
-    let reg = Registry::plain();
-    let tmp = tempfile::tempdir().unwrap();
-    let builder = tiny_builder(&reg.host(), tmp.path());
-    let images = build_pod_images();
+    };
     let out = tmp.path().join("out");
     let o = out.to_str().unwrap();
     let src = app(&tmp.path().join("app"), "rebased");
@@ -592,9 +563,9 @@ fn rebase_moves_the_app_onto_a_rebuilt_run_image() {
     let run = buildpod(&args);
     assert_eq!(run.status.code(), Some(0), "{}", text(&run.stderr));
     let image = format!("oci:{o}:app");
-    let before = layer_digests(&image);
+    let before = support::tools::layer_digests(&image);
     let run_ref = format!("{}/stacks/tiny/run:1", reg.host());
-    let old_run = layer_digests(&format!("docker://{run_ref}"));
+    let old_run = support::tools::layer_digests(&format!("docker://{run_ref}"));
     assert_eq!(before[..old_run.len()], old_run[..]);
 
     // A rebuilt run image (one more layer, e.g. a security patch) under the same tag.
@@ -603,7 +574,7 @@ fn rebase_moves_the_app_onto_a_rebuilt_run_image() {
     local_util::ok(&["image", "copy", &run_ref, &format!("oci:{p}:run")]);
     add_file_layer(&patched, "run", "etc/stack-patch", "2\n");
     local_util::ok(&["image", "copy", &format!("oci:{p}:run"), &run_ref]);
-    let new_run = layer_digests(&format!("docker://{run_ref}"));
+    let new_run = support::tools::layer_digests(&format!("docker://{run_ref}"));
     assert_eq!(new_run.len(), old_run.len() + 1);
 
     let work = tmp.path().join("work-rebase");
@@ -624,7 +595,7 @@ fn rebase_moves_the_app_onto_a_rebuilt_run_image() {
     assert_eq!(run.status.code(), Some(0), "{err}");
     assert!(err.contains("===> REBASE"), "{err}");
     assert!(!err.contains("===> PREPARE"), "{err}");
-    let after = layer_digests(&image);
+    let after = support::tools::layer_digests(&image);
     assert_eq!(after[..new_run.len()], new_run[..], "the new run image");
     assert_eq!(
         after[new_run.len()..],

@@ -57,11 +57,9 @@ pub fn open_image(
     platform: &PlatformSpec,
 ) -> Result<Image, String> {
     let location = Location::parse(name).map_err(|e| e.to_string())?;
-    let (store, reference) = location.open(client).map_err(|e| e.to_string())?;
+    let (store, view) = location.load(client, platform).map_err(|e| e.to_string())?;
+    let view = view.ok_or_else(|| format!("not found in {}", store.location()))?;
     let store: Arc<dyn BlobStore> = Arc::from(store);
-    let view = ImageView::load(&*store, &reference, platform)
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| format!("not found in {}", store.location()))?;
     let latest_image = identifier(&location, view.digest()).map_err(|e| e.to_string())?;
     Ok(Image {
         name: name.to_string(),

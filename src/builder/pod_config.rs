@@ -4,11 +4,11 @@
 
 use std::sync::Arc;
 
+use super::fetch::identifier;
 use crate::oci::location::Location;
-use crate::oci::view::ImageView;
 use crate::oci::PlatformSpec;
 use crate::pod::{builder_config, BuilderConfig, PodError};
-use crate::registry::{parse_reference, Client};
+use crate::registry::Client;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
@@ -28,16 +28,11 @@ pub fn read(
     written: &str,
 ) -> Result<BuilderConfig, ReadError> {
     let fetch = |e: &dyn std::fmt::Display| ReadError::Fetch(e.to_string());
-    let (store, reference) = location.open(client).map_err(|e| fetch(&e))?;
     let platform = PlatformSpec::new("linux", "amd64", None);
-    let view = ImageView::load(store.as_ref(), &reference, &platform)
-        .map_err(|e| fetch(&e))?
-        .ok_or_else(|| fetch(&"not found"))?;
+    let (_, view) = location.load(client, &platform).map_err(|e| fetch(&e))?;
+    let view = view.ok_or_else(|| fetch(&"not found"))?;
     let resolved = match location {
-        Location::Registry(image) => {
-            let r = parse_reference(image).map_err(|e| fetch(&e))?;
-            format!("{}/{}@{}", r.registry(), r.repository(), view.digest())
-        }
+        Location::Registry(_) => identifier(location, view.digest()).map_err(|e| fetch(&e))?,
         Location::Layout { .. } => written.to_string(),
     };
     let c = &view.config;

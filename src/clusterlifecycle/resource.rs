@@ -13,7 +13,7 @@ use crate::lifecycle::api::{ApiVersion, PLATFORM_APIS};
 use crate::oci::location::Location;
 use crate::oci::manifest::{descriptor_digest, select_platform};
 use crate::oci::{ImageConfig, Manifest, PlatformSpec};
-use crate::registry::{parse_reference, Client};
+use crate::registry::Client;
 
 pub const API_VERSION: &str = "kpack.io/v1alpha2";
 pub const KIND: &str = "ClusterLifecycle";
@@ -242,13 +242,7 @@ pub fn resolve(
     let d: Descriptor = serde_json::from_str(&label(LABEL_BUILDER_METADATA)?)
         .map_err(|e| bad(LABEL_BUILDER_METADATA, e))?;
     let apis: Apis = serde_json::from_str(&label(LABEL_APIS)?).map_err(|e| bad(LABEL_APIS, e))?;
-    let latest_image = match &location {
-        Location::Registry(r) => {
-            let r = parse_reference(r).map_err(crate::oci::Error::from)?;
-            format!("{}/{}@{}", r.registry(), r.repository(), m.digest)
-        }
-        Location::Layout { dir, .. } => format!("oci:{}@{}", dir.display(), m.digest),
-    };
+    let latest_image = crate::builder::fetch::identifier(&location, &m.digest)?;
     Ok(Resolved {
         name: cl.name.clone(),
         spec_image: cl.image.clone(),

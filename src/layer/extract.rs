@@ -425,6 +425,15 @@ fn create_parents(root: &Dir, parent: &Path, implied: &mut Vec<PathBuf>) -> io::
 }
 
 /// A whiteout in overlayfs's form, for a layer unpacked into a directory of its own.
+/// `rel` (the root when empty) as a directory handle, never through a final symlink.
+fn open_dir(root: &Dir, rel: &Path) -> io::Result<Dir> {
+    if rel.as_os_str().is_empty() {
+        root.try_clone()
+    } else {
+        cap_fs_ext::DirExt::open_dir_nofollow(root, rel)
+    }
+}
+
 fn overlay_whiteout(
     root: &Dir,
     rel: &Path,
@@ -435,11 +444,7 @@ fn overlay_whiteout(
     let parent = rel.parent().unwrap_or(Path::new(""));
     create_parents(root, parent, implied)?;
     if name == b".wh..wh..opq" {
-        let dir = if parent.as_os_str().is_empty() {
-            root.try_clone()?
-        } else {
-            cap_fs_ext::DirExt::open_dir_nofollow(root, parent)?
-        };
+        let dir = open_dir(root, parent)?;
         // The resolved handle may be O_PATH, which takes no xattrs: reopen it for reading.
         let fd = rustix::fs::openat(
             &dir,
@@ -480,14 +485,10 @@ fn apply_whiteout(
     let parent = rel.parent().unwrap_or(Path::new(""));
     if name == b".wh..wh..opq" {
         // Opaque: hide everything from lower layers in `parent`, keep what this layer added.
-        let dir = if parent.as_os_str().is_empty() {
-            root.try_clone()?
-        } else {
-            match cap_fs_ext::DirExt::open_dir_nofollow(root, parent) {
-                Ok(d) => d,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-                Err(e) => return Err(e),
-            }
+        let dir = match open_dir(root, parent) {
+            Ok(d) => d,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
         };
         for child in dir.entries()? {
             let child = child?;

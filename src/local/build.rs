@@ -247,25 +247,25 @@ fn last_build(
         image: image.to_string(),
         message,
     };
-    let (store, what) = Location::parse(image)
-        .and_then(|l| l.open(client))
-        .map_err(|e| err(e.to_string()))?;
     let platform = crate::oci::PlatformSpec::new("linux", "amd64", None);
-    let view = crate::oci::view::ImageView::load(store.as_ref(), &what, &platform)
-        .map_err(|e| err(e.to_string()))?
-        .ok_or_else(|| err("no such image: build it first".into()))?;
+    let (_, view) = Location::parse(image)
+        .and_then(|l| l.load(client, &platform))
+        .map_err(|e| err(e.to_string()))?;
+    let view = view.ok_or_else(|| err("no such image: build it first".into()))?;
     let stack = view
         .config
-        .label("io.buildpacks.stack.id")
+        .label(pod::context::LABEL_STACK_ID)
         .unwrap_or_else(|| builder_stack.to_string());
     if stack != builder_stack {
         return Err(err(format!(
             "built on stack {stack}, the builder's is {builder_stack}: build instead"
         )));
     }
-    let r = crate::registry::parse_reference(tag).map_err(|e| err(e.to_string()))?;
+    let pinned =
+        crate::builder::fetch::identifier(&Location::Registry(tag.to_string()), view.digest())
+            .map_err(|e| err(e.to_string()))?;
     Ok(pod::build::LastBuild {
-        image: format!("{}/{}@{}", r.registry(), r.repository(), view.digest()),
+        image: pinned,
         stack_id: stack,
         ..Default::default()
     })

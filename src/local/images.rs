@@ -132,15 +132,13 @@ impl ImageCache {
             reference: reference.to_string(),
             source,
         };
-        let (store, what) = Location::parse(reference)
-            .and_then(|l| l.open(&self.client))
-            .map_err(oci)?;
         let platform = PlatformSpec::new("linux", "amd64", None);
-        let view = ImageView::load(store.as_ref(), &what, &platform)
-            .map_err(oci)?
-            .ok_or_else(|| ImageError::NotFound {
-                reference: reference.to_string(),
-            })?;
+        let (store, view) = Location::parse(reference)
+            .and_then(|l| l.load(&self.client, &platform))
+            .map_err(oci)?;
+        let view = view.ok_or_else(|| ImageError::NotFound {
+            reference: reference.to_string(),
+        })?;
         let ids = view.config.diff_ids().map_err(oci)?;
         let layers = match self.layered(reference, store.as_ref(), &view, &ids)? {
             Some(layers) => layers,
@@ -235,7 +233,11 @@ impl ImageCache {
             same_owner: true,
             strip_components: 0,
         };
-        for id in ids {
+        let quiet = NoProgress;
+        let progress: &dyn PullProgress = self.progress.as_deref().unwrap_or(&quiet);
+        let descriptors = view.image.layers();
+        // `ids` continue the stack `lowers` ends (a merged unpack has no lowers).
+        for (index, id) in (lowers.len()..).zip(ids) {
             let unpack_err = |message: String| ImageError::Unpack {
                 reference: reference.to_string(),
                 diff_id: id.to_string(),
@@ -244,16 +246,8 @@ impl ImageCache {
             let r = view
                 .open_layer(store, id)
                 .map_err(|e| unpack_err(e.to_string()))?;
-            let quiet = NoProgress;
-            let progress: &dyn PullProgress = self.progress.as_deref().unwrap_or(&quiet);
-            let all = view.config.diff_ids().unwrap_or_default();
-            let index = all.iter().position(|d| d == id).map_or(0, |i| i + 1);
-            let size = view
-                .image
-                .layers()
-                .get(index.saturating_sub(1))
-                .map_or(0, |d| d.size());
-            progress.layer_started(reference, id, index, all.len(), size);
+            let size = descriptors.get(index).map_or(0, |d| d.size());
+            progress.layer_started(reference, id, index + 1, descriptors.len(), size);
             let mut r = Counting { inner: r, progress };
             let stats =
                 apply_tar(&mut r, tmp.path(), &opts).map_err(|e| unpack_err(e.to_string()))?;

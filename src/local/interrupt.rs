@@ -6,7 +6,7 @@
 
 use std::sync::atomic::{AtomicI32, Ordering};
 
-use nix::sys::signal::{kill, sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+use nix::sys::signal::{kill, SaFlags, Signal};
 use nix::unistd::Pid;
 
 /// The signal received, 0 for none.
@@ -26,16 +26,7 @@ extern "C" fn on_signal(sig: i32) {
 
 /// Handle SIGINT, SIGTERM and SIGHUP for the rest of the process.
 pub fn install() -> Result<(), nix::Error> {
-    let action = SigAction::new(
-        SigHandler::Handler(on_signal),
-        SaFlags::SA_RESTART,
-        SigSet::empty(),
-    );
-    for sig in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
-        // SAFETY: the handler only touches atomics and calls kill(2).
-        unsafe { sigaction(sig, &action) }?;
-    }
-    Ok(())
+    crate::sandbox::init::catch_stop_signals(on_signal, SaFlags::SA_RESTART)
 }
 
 /// The signal that interrupted this process, if any.

@@ -4,7 +4,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::layout::Layout;
-use super::{BlobStore, Error};
+use super::view::ImageView;
+use super::{BlobStore, Error, PlatformSpec};
 use crate::registry::{parse_reference, Client, Repo};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -55,6 +56,18 @@ impl Location {
                 ))
             }
         }
+    }
+
+    /// The store here and the image in it for `platform` (an index resolves to it); `None`
+    /// when there is no such image.
+    pub fn load(
+        &self,
+        client: &Arc<Client>,
+        platform: &PlatformSpec,
+    ) -> Result<(Box<dyn BlobStore>, Option<ImageView>), Error> {
+        let (store, what) = self.open(client)?;
+        let view = ImageView::load(store.as_ref(), &what, platform)?;
+        Ok((store, view))
     }
 
     /// Open as a destination (a layout is created if missing): the store and the tags to write.

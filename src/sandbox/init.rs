@@ -92,14 +92,16 @@ fn run(runtime: Runtime, spec: &Spec) -> Result<i32, String> {
 }
 
 fn install_handlers() -> Result<(), String> {
-    let action = SigAction::new(
-        SigHandler::Handler(on_signal),
-        SaFlags::empty(),
-        SigSet::empty(),
-    );
+    catch_stop_signals(on_signal, SaFlags::empty()).map_err(|e| format!("sigaction: {e}"))
+}
+
+/// Handle SIGINT, SIGTERM and SIGHUP with `handler`, which must be async-signal-safe (store
+/// to an atomic, kill(2)). Without SA_RESTART, a blocking wait returns EINTR to look at it.
+pub fn catch_stop_signals(handler: extern "C" fn(i32), flags: SaFlags) -> nix::Result<()> {
+    let action = SigAction::new(SigHandler::Handler(handler), flags, SigSet::empty());
     for sig in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
-        // SAFETY: the handler only stores to an atomic.
-        unsafe { sigaction(sig, &action) }.map_err(|e| format!("sigaction: {e}"))?;
+        // SAFETY: the caller's handler is async-signal-safe (see above).
+        unsafe { sigaction(sig, &action) }?;
     }
     Ok(())
 }

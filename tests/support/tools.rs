@@ -66,6 +66,16 @@ pub fn skopeo_inspect_raw(image: &str, extra: &[&str]) -> serde_json::Value {
     inspect("--raw", image, extra)
 }
 
+/// The layer digests of `image` (a skopeo transport reference; plain-HTTP registries allowed).
+pub fn layer_digests(image: &str) -> Vec<String> {
+    skopeo_inspect_raw(image, &["--tls-verify=false"])["layers"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{image}: not an image manifest"))
+        .iter()
+        .map(|l| l["digest"].as_str().unwrap().to_string())
+        .collect()
+}
+
 /// `skopeo inspect --config EXTRA... IMAGE`: the image config blob.
 pub fn skopeo_inspect_config(image: &str, extra: &[&str]) -> serde_json::Value {
     inspect("--config", image, extra)
